@@ -1,0 +1,28 @@
+package domain
+
+import "slices"
+
+// Principal is the user a verified token speaks for.
+type Principal struct {
+	subject string
+	scopes  []string
+}
+
+// NewPrincipal returns the principal for a verified token's subject and
+// granted scopes (from the space-separated scope claim and Auth0's
+// permissions array together).
+func NewPrincipal(subject string, scopes []string) Principal {
+	return Principal{subject: subject, scopes: slices.Clone(scopes)}
+}
+
+// Subject is the token's sub claim, safe to log.
+func (p Principal) Subject() string { return p.subject }
+
+// Scopes returns the granted scopes.
+func (p Principal) Scopes() []string { return slices.Clone(p.scopes) }
+
+// HasScope reports whether the principal was granted scope. An empty
+// requirement is always met: the scope check is opt-in per deployment.
+func (p Principal) HasScope(scope string) bool {
+	return scope == "" || slices.Contains(p.scopes, scope)
+}
