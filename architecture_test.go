@@ -1,0 +1,114 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/trustchain/trustchain"
+
+// TestDependenciesPointInwards keeps the hexagon honest: domain uses the
+// standard library only, ports adds only domain, adapters never reach the
+// composition root, and nothing but main imports app.
+func TestDependenciesPointInwards(t *testing.T) {
+	imports := productionImports(t)
+	if len(imports) < 5 {
+		t.Fatalf("found only %d packages; is the walk broken?", len(imports))
+	}
+	for pkg, deps := range imports {
+		for _, dep := range deps {
+			if problem := ruleBroken(pkg, dep); problem != "" {
+				t.Errorf("%s imports %s: %s", pkg, dep, problem)
+			}
+		}
+	}
+}
+
+func TestRuleBrokenCatchesViolations(t *testing.T) {
+	// The rule itself must bite, or the test above proves nothing.
+	for _, tt := range []struct{ pkg, dep string }{
+		{"domain", "github.com/uptrace/bun"},
+		{"domain", module + "/ports"},
+		{"ports", module + "/adapters/mysql"},
+		{"ports", "github.com/coreos/go-oidc/v3/oidc"},
+		{"adapters/httpin", module + "/app"},
+		{"domain", module + "/app"},
+	} {
+		if ruleBroken(tt.pkg, tt.dep) == "" {
+			t.Errorf("%s -> %s was allowed", tt.pkg, tt.dep)
+		}
+	}
+	for _, tt := range []struct{ pkg, dep string }{
+		{"domain", "encoding/json"},
+		{"ports", module + "/domain"},
+		{"adapters/httpin", module + "/ports"},
+		{"app", module + "/adapters/mysql"},
+		{".", module + "/app"},
+	} {
+		if p := ruleBroken(tt.pkg, tt.dep); p != "" {
+			t.Errorf("%s -> %s refused: %s", tt.pkg, tt.dep, p)
+		}
+	}
+}
+
+func ruleBroken(pkg, dep string) string {
+	internal := strings.HasPrefix(dep, module+"/")
+	rel := strings.TrimPrefix(dep, module+"/")
+	stdlib := !strings.Contains(strings.SplitN(dep, "/", 2)[0], ".")
+	switch {
+	case pkg == "domain" || strings.HasPrefix(pkg, "domain/"):
+		if !stdlib {
+			return "domain may import the standard library only"
+		}
+	case pkg == "ports":
+		if !stdlib && dep != module+"/domain" {
+			return "ports may import the standard library and domain only"
+		}
+	case strings.HasPrefix(pkg, "adapters/"):
+		if internal && (rel == "app" || strings.HasPrefix(rel, "app/") || rel == "") {
+			return "adapters must not depend on the composition root"
+		}
+	}
+	if internal && rel == "app" && pkg != "." {
+		return "only main may import app"
+	}
+	return ""
+}
+
+// productionImports maps each package directory to the imports of its
+// non-test files.
+func productionImports(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		dir := filepath.ToSlash(filepath.Dir(path))
+		for _, spec := range f.Imports {
+			p, _ := strconv.Unquote(spec.Path.Value)
+			out[dir] = append(out[dir], p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

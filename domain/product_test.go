@@ -1,0 +1,172 @@
+package domain_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/trustchain/trustchain/domain"
+)
+
+func money(t testing.TB, s string) domain.Money {
+	t.Helper()
+	m, err := domain.ParseMoney(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestNewProduct(t *testing.T) {
+	tests := []struct {
+		name    string
+		id      int64
+		pname   string
+		wantErr bool
+	}{
+		{"valid", 1, "Laptop", false},
+		{"unicode name", 2, "Clé USB – 64 Go", false},
+		{"max length", 3, strings.Repeat("é", domain.MaxNameLength), false},
+		{"zero id", 0, "Laptop", true},
+		{"negative id", -4, "Laptop", true},
+		{"empty name", 5, "", true},
+		{"name too long", 6, strings.Repeat("x", domain.MaxNameLength+1), true},
+		{"invalid utf-8", 7, "\xff", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := domain.NewProduct(tt.id, tt.pname, money(t, "1"))
+			if tt.wantErr {
+				if !errors.Is(err, domain.ErrInvalidProduct) {
+					t.Fatalf("error = %v, want ErrInvalidProduct", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.ID() != tt.id || p.Name() != tt.pname {
+				t.Errorf("got %d %q", p.ID(), p.Name())
+			}
+		})
+	}
+}
+
+func TestProductJSON(t *testing.T) {
+	p, err := domain.NewProduct(1, "Laptop", money(t, "1000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":1,"name":"Laptop","price":1000}`; string(got) != want {
+		t.Fatalf("JSON = %s, want %s", got, want)
+	}
+	var back domain.Product
+	if err := json.Unmarshal(got, &back); err != nil || back != p {
+		t.Fatalf("round trip = %+v, %v", back, err)
+	}
+}
+
+func TestProductUnmarshalRejects(t *testing.T) {
+	for name, body := range map[string]string{
+		"missing id":       `{"name":"Laptop","price":1}`,
+		"missing name":     `{"id":1,"price":1}`,
+		"missing price":    `{"id":1,"name":"Laptop"}`,
+		"string price":     `{"id":1,"name":"Laptop","price":"1"}`,
+		"float error":      `{"id":1,"name":"Laptop","price":0.1000000001}`,
+		"negative price":   `{"id":1,"name":"Laptop","price":-1}`,
+		"zero id":          `{"id":0,"name":"Laptop","price":1}`,
+		"null":             `null`,
+		"array":            `[]`,
+		"fractional id":    `{"id":1.5,"name":"Laptop","price":1}`,
+		"empty name":       `{"id":1,"name":"","price":1}`,
+		"null price field": `{"id":1,"name":"Laptop","price":null}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			var p domain.Product
+			if err := json.Unmarshal([]byte(body), &p); err == nil {
+				t.Fatalf("accepted %s as %+v", body, p)
+			}
+		})
+	}
+}
+
+func TestUnmarshalProductFromStore(t *testing.T) {
+	p, err := domain.UnmarshalProductFromStore(3, "USB-C Cable", "19.99")
+	if err != nil || p.Price().String() != "19.99" {
+		t.Fatalf("got %v, %v", p, err)
+	}
+	if _, err := domain.UnmarshalProductFromStore(3, "x", "19.999"); !errors.Is(err, domain.ErrInvalidProduct) {
+		t.Fatalf("bad stored price accepted: %v", err)
+	}
+}
+
+func TestEnvelopeJSON(t *testing.T) {
+	at := time.Date(2025, 2, 12, 9, 0, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		name     string
+		products []domain.Product
+		want     string
+	}{
+		{"seed response", []domain.Product{domain.SampleCatalogue()[0]},
+			`{"products":[{"id":1,"name":"Laptop","price":1000}],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
+		{"empty is [] not null", nil,
+			`{"products":[],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := json.Marshal(domain.NewEnvelope(tt.products, at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Fatalf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPrincipalHasScope(t *testing.T) {
+	p := domain.NewPrincipal("auth0|user123", []string{"read:products", "openid"})
+	tests := []struct {
+		scope string
+		want  bool
+	}{
+		{"", true},
+		{"read:products", true},
+		{"write:products", false},
+		{"read", false},
+	}
+	for _, tt := range tests {
+		if got := p.HasScope(tt.scope); got != tt.want {
+			t.Errorf("HasScope(%q) = %v, want %v", tt.scope, got, tt.want)
+		}
+	}
+	if domain.NewPrincipal("x", nil).HasScope("read:products") {
+		t.Error("a principal without scopes passed a scope check")
+	}
+}
+
+func TestTokenErrorMatchesSentinel(t *testing.T) {
+	err := error(&domain.TokenError{Reason: domain.ReasonExpired, Err: errors.New("exp")})
+	wrapped := errors.Join(errors.New("ctx"), err)
+	if !errors.Is(wrapped, domain.ErrTokenInvalid) {
+		t.Fatal("TokenError does not match ErrTokenInvalid")
+	}
+	var te *domain.TokenError
+	if !errors.As(wrapped, &te) || te.Reason != domain.ReasonExpired {
+		t.Fatal("reason lost")
+	}
+}
+
+func TestSampleCatalogueStartsWithTheSeedProduct(t *testing.T) {
+	c := domain.SampleCatalogue()
+	if len(c) == 0 || c[0].ID() != 1 || c[0].Name() != "Laptop" || c[0].Price().String() != "1000" {
+		t.Fatalf("catalogue = %+v", c)
+	}
+}
