@@ -5,7 +5,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/adapters/devca"
 )
 
 // CertsConfig configures `trustchain certs`.
@@ -18,7 +18,7 @@ type CertsConfig struct {
 
 // WriteCerts writes a development trust bundle and one SVID per role.
 func WriteCerts(cc CertsConfig, out io.Writer) error {
-	paths, err := spiffetls.WriteDevCerts(cc.Dir, cc.TrustDomain, cc.Namespace, cc.TTL)
+	paths, err := devca.WriteDevCerts(cc.Dir, cc.TrustDomain, cc.Namespace, cc.TTL)
 	if err != nil {
 		return fmt.Errorf("write development certificates: %w", err)
 	}

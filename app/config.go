@@ -34,7 +34,7 @@ const (
 type Config struct {
 	Role        string `flag:"role" validate:"required,oneof=a b c"`
 	Listen      string `flag:"listen" validate:"required,listen_addr"`
-	AdminListen string `flag:"admin-listen" validate:"required,listen_addr,nefield=Listen"`
+	AdminListen string `flag:"admin-listen" validate:"required,listen_addr"`
 
 	OIDCIssuer    string `flag:"oidc-issuer" validate:"required,issuer_url"`
 	OIDCAudience  string `flag:"oidc-audience" validate:"required"`
@@ -44,7 +44,7 @@ type Config struct {
 	UpstreamTimeout time.Duration `flag:"upstream-timeout" validate:"gte=0"`
 	UpstreamConns   int           `flag:"upstream-max-idle-conns" validate:"gte=1,lte=10000"`
 
-	MySQLDSN     string        `flag:"mysql-dsn" validate:"required_if=Role b"`
+	MySQLDSN     string        `flag:"mysql-dsn"`
 	MySQLMaxOpen int           `flag:"mysql-max-open-conns" validate:"gte=1,lte=1000"`
 	MySQLMaxIdle int           `flag:"mysql-max-idle-conns" validate:"gte=0,ltefield=MySQLMaxOpen"`
 	QueryTimeout time.Duration `flag:"query-timeout" validate:"gt=0"`
@@ -123,7 +123,13 @@ func (e *ConfigError) Error() string {
 }
 
 // Validate checks c and returns a *ConfigError naming every bad flag.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(needs{store: true, identity: true}) }
+
+// needs says which external resources the config must point at; the demo
+// and tests supply an in-memory store or identity instead.
+type needs struct{ store, identity bool }
+
+func (c Config) validate(n needs) error {
 	var problems []Problem
 	if err := configValidator.Struct(c); err != nil {
 		var fieldErrs validator.ValidationErrors
@@ -134,7 +140,7 @@ func (c Config) Validate() error {
 			problems = append(problems, Problem{Flag: flagName(fe), Message: describe(fe)})
 		}
 	}
-	problems = append(problems, c.crossFieldProblems()...)
+	problems = append(problems, c.crossFieldProblems(n)...)
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
 	}
@@ -142,15 +148,21 @@ func (c Config) Validate() error {
 }
 
 // crossFieldProblems holds the rules that tags cannot say clearly.
-func (c Config) crossFieldProblems() []Problem {
+func (c Config) crossFieldProblems(n needs) []Problem {
 	var problems []Problem
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
+		problems = append(problems, Problem{"admin-listen", "must differ from --listen: the admin endpoints never share the API port"})
+	}
+	if c.Role == RoleB && c.MySQLDSN == "" && n.store {
+		problems = append(problems, Problem{"mysql-dsn", "is required for role b"})
+	}
 	if c.Role == RoleB && c.Upstream != "" {
 		problems = append(problems, Problem{"upstream", "role b reads MySQL and has no upstream"})
 	}
 	if c.Role != RoleB && c.MySQLDSN != "" && c.Role != "" {
 		problems = append(problems, Problem{"mysql-dsn", "only role b reads MySQL"})
 	}
-	if c.PeerAuth == PeerAuthMTLS {
+	if c.PeerAuth == PeerAuthMTLS && n.identity {
 		files := c.TLSCert != "" || c.TLSKey != "" || c.TLSBundle != ""
 		switch {
 		case files && c.SPIFFESocket != "":
@@ -164,6 +176,8 @@ func (c Config) crossFieldProblems() []Problem {
 		case c.SPIFFESocket == "":
 			problems = append(problems, Problem{"peer-auth", "mtls needs an identity: --tls-cert, --tls-key and --tls-bundle, or --spiffe-socket"})
 		}
+	}
+	if c.PeerAuth == PeerAuthMTLS {
 		if c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
 			problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
 		}
@@ -235,8 +249,6 @@ func describe(fe validator.FieldError) string {
 		return fmt.Sprintf("%q is not one of: %s", fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
 	case "listen_addr":
 		return fmt.Sprintf("%q is not a host:port listen address", fe.Value())
-	case "nefield":
-		return "must differ from --listen: the admin endpoints never share the API port"
 	case "issuer_url":
 		return fmt.Sprintf("%q is not an https issuer URL (plain http is allowed only on loopback)", fe.Value())
 	case "http_url":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/devissuer"
 	"github.com/trustchain/trustchain/adapters/httpin"
 	"github.com/trustchain/trustchain/adapters/memory"
@@ -53,7 +54,7 @@ type Demo struct {
 
 // NewDemo starts nothing yet but binds every port, so the printed
 // instructions carry real addresses.
-func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (d *Demo, err error) {
+func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (_ *Demo, err error) {
 	if dc.PeerAuth != PeerAuthMTLS && dc.PeerAuth != PeerAuthOff {
 		return nil, &ConfigError{Problems: []Problem{{Flag: "peer-auth", Message: fmt.Sprintf("%q is not one of: mtls, off", dc.PeerAuth)}}}
 	}
@@ -69,7 +70,7 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (d *Demo, err err
 		return nil, err
 	}
 
-	d = &Demo{services: map[string]*Service{}, clientSecret: randomHex(16), peerAuth: dc.PeerAuth, mysql: dc.MySQLDSN != ""}
+	d := &Demo{services: map[string]*Service{}, clientSecret: randomHex(16), peerAuth: dc.PeerAuth, mysql: dc.MySQLDSN != ""}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -93,13 +94,13 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (d *Demo, err err
 	}
 	d.issuerServer.SetHandler(d.issuer)
 
-	var ca *spiffetls.DevCA
+	var ca *devca.DevCA
 	if dc.PeerAuth == PeerAuthMTLS {
 		td, err := spiffeid.TrustDomainFromString(demoTrustDomain)
 		if err != nil {
 			return nil, err
 		}
-		if ca, err = spiffetls.NewDevCA(td, 24*time.Hour); err != nil {
+		if ca, err = devca.NewDevCA(td, 24*time.Hour); err != nil {
 			return nil, err
 		}
 	}
@@ -167,7 +168,7 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (d *Demo, err err
 	return d, nil
 }
 
-func demoIdentity(ca *spiffetls.DevCA, role string) (spiffetls.Source, error) {
+func demoIdentity(ca *devca.DevCA, role string) (spiffetls.Source, error) {
 	id, err := spiffetls.ID(demoTrustDomain, demoNamespace, serviceName(role))
 	if err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ type Service struct {
 // New builds a role from a validated config and binds its ports. Nothing
 // is served until Run.
 func New(ctx context.Context, cfg Config, opts Options) (svc *Service, err error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(needs{store: opts.Source == nil, identity: opts.Identity == nil}); err != nil {
 		return nil, err
 	}
 	s := &Service{cfg: cfg}
