@@ -247,7 +247,7 @@ func (s *Service) AdminAddr() string { return s.admin.Addr() }
 // requests get the shutdown timeout to finish, and the process exits cleanly.
 func (s *Service) Run(ctx context.Context) error {
 	defer s.close(context.WithoutCancel(ctx))
-	s.log.Info("starting", slog.String("role", s.cfg.Role), slog.String("api", s.APIAddr()), slog.String("admin", s.AdminAddr()))
+	s.log.Info("starting", slog.String("api", s.APIAddr()), slog.String("admin", s.AdminAddr()))
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

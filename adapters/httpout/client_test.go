@@ -140,7 +140,7 @@ func TestForwardsOnlyTokenAndTracingHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q", h, got.Get(h), in.Get(h))
 		}
 	}
-	for _, h := range []string{"Cookie", "X-Custom", "X-Forwarded-For", "X-Forwarded-Client-Cert"} {
+	for _, h := range []string{"Cookie", "X-Custom", "X-Forwarded-For", "X-Forwarded-Client-Cert", "X-B3-Parentspanid"} {
 		if v := got.Get(h); v != "" {
 			t.Errorf("%s leaked to the next hop: %q", h, v)
 		}

@@ -9,11 +9,16 @@ import (
 	"strings"
 )
 
-// tracingHeaders are passed on verbatim so Istio/Envoy and OpenTelemetry can
-// stitch one trace together across the hops. x-b3-* is matched by prefix.
+// tracingHeaders are passed on so Istio/Envoy can stitch one trace together
+// across the hops. x-b3-* is matched by prefix. When tracing is on, the
+// client's propagator then replaces them with the hop's own child span.
 var tracingHeaders = []string{"X-Request-Id", "Traceparent", "Tracestate", "B3"}
 
 const b3Prefix = "X-B3-"
+
+// b3ParentSpanID names the caller's parent, which is wrong one hop further
+// down and which no propagator overwrites, so it is not passed on.
+const b3ParentSpanID = "X-B3-Parentspanid"
 
 // Relay is the per-request material to forward.
 type Relay struct {
@@ -31,7 +36,7 @@ func FromRequest(r *http.Request, token string) Relay {
 		}
 	}
 	for name, v := range r.Header {
-		if strings.HasPrefix(name, b3Prefix) {
+		if strings.HasPrefix(name, b3Prefix) && name != b3ParentSpanID {
 			h[name] = append([]string(nil), v...)
 		}
 	}

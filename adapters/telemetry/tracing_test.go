@@ -1,0 +1,372 @@
+package telemetry_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/trustchain/trustchain/adapters/telemetry"
+)
+
+const (
+	inTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	inSpanID  = "00f067aa0ba902b7"
+)
+
+// newTracing returns tracing that records into an in-memory exporter, or
+// tracing that is off when exp is nil.
+func newTracing(tb testing.TB, exp sdktrace.SpanExporter) *telemetry.Tracing {
+	tb.Helper()
+	cfg := telemetry.TracingConfig{ServiceName: "trustchain-test"}
+	if exp != nil {
+		cfg.Exporter = exp
+	}
+	tr, err := telemetry.NewTracing(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("NewTracing: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := tr.Shutdown(context.Background()); err != nil {
+			tb.Errorf("Shutdown: %v", err)
+		}
+	})
+	return tr
+}
+
+func get(tb testing.TB, client *http.Client, ctx context.Context, url string, header http.Header) {
+	tb.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", url, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func spanOfKind(tb testing.TB, spans tracetest.SpanStubs, kind trace.SpanKind) tracetest.SpanStub {
+	tb.Helper()
+	var found []tracetest.SpanStub
+	for _, s := range spans {
+		if s.SpanKind == kind {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		tb.Fatalf("want exactly one %v span, got %d of %d spans", kind, len(found), len(spans))
+	}
+	return found[0]
+}
+
+func TestClientAndServerSpansShareOneTrace(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, exp)
+	srv := httptest.NewServer(tr.ServerMiddleware("/products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("[]"))
+	})))
+	t.Cleanup(srv.Close)
+
+	get(t, &http.Client{Transport: tr.ClientTransport(nil)}, context.Background(), srv.URL+"/products", nil)
+
+	spans := exp.GetSpans()
+	client, server := spanOfKind(t, spans, trace.SpanKindClient), spanOfKind(t, spans, trace.SpanKindServer)
+	if client.SpanContext.TraceID() != server.SpanContext.TraceID() {
+		t.Errorf("trace IDs differ: client %s, server %s", client.SpanContext.TraceID(), server.SpanContext.TraceID())
+	}
+	if server.Parent.SpanID() != client.SpanContext.SpanID() || !server.Parent.IsRemote() {
+		t.Errorf("server parent = %s (remote %v), want client span %s", server.Parent.SpanID(), server.Parent.IsRemote(), client.SpanContext.SpanID())
+	}
+	if server.Name != "GET /products" {
+		t.Errorf("server span name %q, want %q", server.Name, "GET /products")
+	}
+	if got := server.Resource.String(); !strings.Contains(got, "service.name=trustchain-test") {
+		t.Errorf("resource %s lacks the service name", got)
+	}
+}
+
+func TestServerContinuesIncomingTrace(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{"w3c traceparent", http.Header{"Traceparent": {"00-" + inTraceID + "-" + inSpanID + "-01"}}},
+		{"b3 multi headers (envoy)", http.Header{
+			"X-B3-Traceid": {inTraceID}, "X-B3-Spanid": {inSpanID}, "X-B3-Sampled": {"1"},
+		}},
+		{"b3 single header", http.Header{"B3": {inTraceID + "-" + inSpanID + "-1"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tr := newTracing(t, exp)
+			srv := httptest.NewServer(tr.ServerMiddleware("/products", http.NotFoundHandler()))
+			t.Cleanup(srv.Close)
+
+			get(t, http.DefaultClient, context.Background(), srv.URL+"/products", tc.header)
+
+			server := spanOfKind(t, exp.GetSpans(), trace.SpanKindServer)
+			if got := server.SpanContext.TraceID().String(); got != inTraceID {
+				t.Errorf("trace ID %s, want the caller's %s", got, inTraceID)
+			}
+			if got := server.Parent.SpanID().String(); got != inSpanID {
+				t.Errorf("parent span %s, want the caller's %s", got, inSpanID)
+			}
+		})
+	}
+}
+
+// TestContextCrossesAHop runs inbound -> handler -> outbound through the
+// server middleware and client transport and looks at what the next hop
+// receives. With tracing off the inbound context must come out unchanged:
+// the mesh's trace keeps going even though we record nothing.
+func TestContextCrossesAHop(t *testing.T) {
+	traceparent := "00-" + inTraceID + "-" + inSpanID + "-01"
+	tests := []struct {
+		name    string
+		on      bool
+		in      http.Header
+		check   func(t *testing.T, out http.Header)
+		spansIn int // spans exported, when on
+	}{
+		{
+			name: "off, traceparent passes through unchanged",
+			in:   http.Header{"Traceparent": {traceparent}, "Tracestate": {"vendor=x"}},
+			check: func(t *testing.T, out http.Header) {
+				wantHeader(t, out, "Traceparent", traceparent)
+				wantHeader(t, out, "Tracestate", "vendor=x")
+				wantHeader(t, out, "X-B3-Traceid", inTraceID)
+				wantHeader(t, out, "X-B3-Spanid", inSpanID)
+				wantHeader(t, out, "X-B3-Sampled", "1")
+			},
+		},
+		{
+			name: "off, envoy's b3 headers pass through and gain traceparent",
+			in:   http.Header{"X-B3-Traceid": {inTraceID}, "X-B3-Spanid": {inSpanID}, "X-B3-Sampled": {"1"}},
+			check: func(t *testing.T, out http.Header) {
+				wantHeader(t, out, "X-B3-Traceid", inTraceID)
+				wantHeader(t, out, "X-B3-Spanid", inSpanID)
+				wantHeader(t, out, "X-B3-Sampled", "1")
+				wantHeader(t, out, "Traceparent", traceparent)
+			},
+		},
+		{
+			name: "off, no inbound context invents none",
+			in:   http.Header{},
+			check: func(t *testing.T, out http.Header) {
+				wantHeader(t, out, "Traceparent", "")
+				wantHeader(t, out, "X-B3-Traceid", "")
+				wantHeader(t, out, "X-B3-Sampled", "") // "0" would tell Envoy not to sample
+				wantHeader(t, out, "B3", "")
+			},
+		},
+		{
+			name: "on, our client span becomes the parent",
+			on:   true,
+			in:   http.Header{"Traceparent": {traceparent}},
+			check: func(t *testing.T, out http.Header) {
+				tp := out.Get("Traceparent")
+				if !strings.HasPrefix(tp, "00-"+inTraceID+"-") || !strings.HasSuffix(tp, "-01") || tp == traceparent {
+					t.Errorf("traceparent %q: want trace %s, a new span ID, sampled", tp, inTraceID)
+				}
+				wantHeader(t, out, "X-B3-Traceid", inTraceID)
+			},
+			spansIn: 2,
+		},
+		{
+			name: "on, mesh said do not sample: nothing recorded, context still forwarded",
+			on:   true,
+			in:   http.Header{"Traceparent": {"00-" + inTraceID + "-" + inSpanID + "-00"}},
+			check: func(t *testing.T, out http.Header) {
+				tp := out.Get("Traceparent")
+				if !strings.HasPrefix(tp, "00-"+inTraceID+"-") || !strings.HasSuffix(tp, "-00") {
+					t.Errorf("traceparent %q: want trace %s, not sampled", tp, inTraceID)
+				}
+			},
+			spansIn: 0,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var exp *tracetest.InMemoryExporter
+			var tr *telemetry.Tracing
+			if tc.on {
+				exp = tracetest.NewInMemoryExporter()
+				tr = newTracing(t, exp)
+			} else {
+				tr = newTracing(t, nil)
+			}
+
+			var (
+				mu  sync.Mutex
+				out http.Header
+			)
+			next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				out = r.Header.Clone()
+				mu.Unlock()
+			}))
+			t.Cleanup(next.Close)
+			client := &http.Client{Transport: tr.ClientTransport(nil)}
+			hop := httptest.NewServer(tr.ServerMiddleware("/products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				get(t, client, r.Context(), next.URL, nil)
+			})))
+			t.Cleanup(hop.Close)
+
+			get(t, http.DefaultClient, context.Background(), hop.URL+"/products", tc.in)
+
+			mu.Lock()
+			defer mu.Unlock()
+			tc.check(t, out)
+			if exp != nil {
+				if got := len(exp.GetSpans()); got != tc.spansIn {
+					t.Errorf("exported %d spans, want %d", got, tc.spansIn)
+				}
+			}
+		})
+	}
+}
+
+func wantHeader(tb testing.TB, h http.Header, key, want string) {
+	tb.Helper()
+	if got := h.Get(key); got != want {
+		tb.Errorf("%s = %q, want %q", key, got, want)
+	}
+}
+
+func TestNewTracingConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     telemetry.TracingConfig
+		wantErr string
+	}{
+		{"nothing configured is off", telemetry.TracingConfig{}, ""},
+		{"stdout", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard}, ""},
+		{"otlp", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "http://127.0.0.1:4318"}, ""},
+		{"exporter without a service name", telemetry.TracingConfig{Exporter: tracetest.NewInMemoryExporter()}, "service name"},
+		{"endpoint without scheme", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "collector:4318"}, "otlp endpoint"},
+		{"endpoint with wrong scheme", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "grpc://collector:4317"}, "otlp endpoint"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, err := telemetry.NewTracing(context.Background(), tc.cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one about %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewTracing: %v", err)
+			}
+			if err := tr.Shutdown(context.Background()); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+	}
+}
+
+func TestTracingOffRecordsNothing(t *testing.T) {
+	tr := newTracing(t, nil)
+	_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
+	defer span.End()
+	if span.IsRecording() || span.SpanContext().IsValid() {
+		t.Error("tracing off produced a real span")
+	}
+}
+
+// TestOTLPExportGoesToTracesPath checks that the endpoint is treated as the
+// spec's base URL: spans are POSTed to <base>/v1/traces on shutdown.
+func TestOTLPExportGoesToTracesPath(t *testing.T) {
+	paths := make(chan string, 10)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.Method + " " + r.URL.Path
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(collector.Close)
+
+	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+		ServiceName: "a", OTLPEndpoint: collector.URL + "/otlp/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case got := <-paths:
+		if got != "POST /otlp/v1/traces" {
+			t.Errorf("export went to %q, want POST /otlp/v1/traces", got)
+		}
+	default:
+		t.Fatal("no export reached the collector")
+	}
+}
+
+func TestStdoutPrintsFinishedSpans(t *testing.T) {
+	var buf strings.Builder
+	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{ServiceName: "a", Stdout: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "list products")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"Name":"list products"`) {
+		t.Errorf("stdout lacks the span:\n%s", buf.String())
+	}
+}
+
+func TestTracingQueryHookSpansJoinTheRequest(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, exp)
+	if _, ok := tr.QueryHook().(interface{ Init(*bun.DB) }); ok {
+		t.Fatal("query hook exposes Init; bun would register metrics on the global meter provider")
+	}
+	db := openUnreachableDB(t).WithQueryHook(tr.QueryHook())
+
+	ctx, parent := tr.TracerProvider().Tracer("test").Start(context.Background(), "request")
+	var n int
+	err := db.NewSelect().ColumnExpr("?", 42).Scan(ctx, &n)
+	parent.End()
+	if err == nil {
+		t.Fatal("query against a closed port succeeded")
+	}
+
+	q := spanOfKind(t, exp.GetSpans(), trace.SpanKindClient)
+	if q.Parent.SpanID() != parent.SpanContext().SpanID() {
+		t.Errorf("query span parent %s, want request span %s", q.Parent.SpanID(), parent.SpanContext().SpanID())
+	}
+	if q.Name != "SELECT" || q.Status.Code != codes.Error {
+		t.Errorf("query span %q status %v, want SELECT with an error status", q.Name, q.Status.Code)
+	}
+	var statement string
+	for _, a := range q.Attributes {
+		if a.Key == "db.statement" {
+			statement = a.Value.Emit()
+		}
+	}
+	if statement == "" || strings.Contains(statement, "42") {
+		t.Errorf("db.statement %q: want the query with placeholders, not arguments", statement)
+	}
+}
