@@ -1,0 +1,154 @@
+package spiffetls_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/trustchain/trustchain/adapters/devca"
+	"github.com/trustchain/trustchain/adapters/spiffetls"
+)
+
+const trustDomain = "cluster.local"
+
+var (
+	td       = spiffeid.RequireTrustDomainFromString(trustDomain)
+	serviceA = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-a")
+	serviceB = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-b")
+	serviceC = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-c")
+)
+
+var _ spiffetls.Source = (*devca.MemorySource)(nil)
+
+func newCA(tb testing.TB) *devca.DevCA {
+	tb.Helper()
+	ca, err := devca.NewDevCA(td, time.Hour)
+	if err != nil {
+		tb.Fatalf("NewDevCA: %v", err)
+	}
+	return ca
+}
+
+func memorySource(tb testing.TB, ca *devca.DevCA, id spiffeid.ID) *devca.MemorySource {
+	tb.Helper()
+	src, err := ca.Source(id)
+	if err != nil {
+		tb.Fatalf("Source(%s): %v", id, err)
+	}
+	return src
+}
+
+// syncBuffer collects server logs written from connection goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Reset()
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// peerServer is an mTLS server whose handler answers with the caller's
+// SPIFFE ID and counts how often it ran.
+type peerServer struct {
+	URL    string
+	served atomic.Int32
+	log    *syncBuffer
+}
+
+// startServer serves over ServerTLSConfig on loopback. It wraps the listener
+// itself because httptest's StartTLS adds its own certificate, which
+// crypto/tls prefers over GetCertificate when the client sends no SNI (as
+// with 127.0.0.1), so the SVID would never be presented.
+func startServer(tb testing.TB, src spiffetls.Source, allowed ...spiffeid.ID) *peerServer {
+	tb.Helper()
+	ps := &peerServer{log: &syncBuffer{}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ps.served.Add(1)
+		id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(id.String()))
+	}))
+	srv.Config.ErrorLog = log.New(ps.log, "", 0)
+	srv.Listener = tls.NewListener(srv.Listener, spiffetls.ServerTLSConfig(src, allowed))
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	ps.URL = strings.Replace(srv.URL, "http://", "https://", 1)
+	return ps
+}
+
+// mtlsClient calls expected with ClientTLSConfig. Keep-alives are off so
+// every request is a new handshake, which is what rotation tests need.
+func mtlsClient(tb testing.TB, src spiffetls.Source, expected spiffeid.ID) *http.Client {
+	tb.Helper()
+	tr := &http.Transport{
+		TLSClientConfig:   spiffetls.ClientTLSConfig(src, expected),
+		DisableKeepAlives: true,
+	}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// mixedSource presents one source's SVID and trusts another's bundles, to
+// build a caller whose certificate comes from a CA the server does not trust.
+type mixedSource struct {
+	svid   x509svid.Source
+	bundle x509bundle.Source
+}
+
+func (m mixedSource) GetX509SVID() (*x509svid.SVID, error) { return m.svid.GetX509SVID() }
+
+func (m mixedSource) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	return m.bundle.GetX509BundleForTrustDomain(td)
+}
+
+func listenLoopback(tb testing.TB) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	return ln
+}
+
+// eventually polls cond for up to a second: the server logs a refused
+// handshake on its own goroutine, possibly after the client has given up.
+func eventually(cond func() bool) bool { return eventuallyWithin(time.Second, cond) }
+
+func eventuallyWithin(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
