@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,6 +43,9 @@ type chainOptions struct {
 	timeoutC   time.Duration
 	exporter   sdktrace.SpanExporter
 	configureB func(*app.Config)
+	// spyB, when set, sees the headers of every request that reaches B
+	// (through a reverse proxy in front of it; plain HTTP only).
+	spyB func(http.Header)
 }
 
 // chain is the three roles running on loopback against a local issuer,
@@ -144,8 +149,27 @@ func startChain(t testing.TB, o chainOptions) *chain {
 		}
 		c.svc[role], c.logs[role] = svc, logs
 		upstream = scheme + "://" + svc.APIAddr()
+		if role == app.RoleB && o.spyB != nil {
+			upstream = spyOn(t, upstream, o.spyB)
+		}
 	}
 	return c
+}
+
+// spyOn puts a recording reverse proxy in front of target.
+func spyOn(t testing.TB, target string, spy func(http.Header)) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		spy(r.Header.Clone())
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s.URL
 }
 
 func (c *chain) identity(role string) *devca.MemorySource {

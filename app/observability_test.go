@@ -1,0 +1,157 @@
+package app_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/trustchain/trustchain/app"
+)
+
+func scrape(t testing.TB, c *chain, role string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + c.svc[role].AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+func TestMetricsMoveWithTheRightLabels(t *testing.T) {
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff})
+	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), nil); status != 200 {
+		t.Fatalf("valid request: %d", status)
+	}
+	bad := c.token(func(m map[string]any) { m["aud"] = "https://someone-else/api" })
+	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), bad, nil); status != 401 {
+		t.Fatalf("bad request: %d", status)
+	}
+	want := map[string][]string{
+		app.RoleA: {
+			`trustchain_http_requests_total{code_class="2xx",role="a",route="/products"} 1`,
+			`trustchain_http_requests_total{code_class="4xx",role="a",route="/products"} 1`,
+			`trustchain_token_checks_total{reason="ok",result="ok",role="a"} 1`,
+			`trustchain_token_checks_total{reason="wrong_audience",result="rejected",role="a"} 1`,
+			`trustchain_upstream_requests_total{code_class="2xx",error="none",role="a",upstream="service-c"} 1`,
+			`trustchain_jwks_refreshes_total{result="ok",role="a"}`,
+			`trustchain_build_info{`,
+			`go_goroutines`,
+		},
+		app.RoleC: {
+			// The bad token stopped at A: C counted exactly one request.
+			`trustchain_http_requests_total{code_class="2xx",role="c",route="/products"} 1`,
+			`trustchain_token_checks_total{reason="ok",result="ok",role="c"} 1`,
+			`trustchain_upstream_requests_total{code_class="2xx",error="none",role="c",upstream="service-b"} 1`,
+		},
+		app.RoleB: {
+			`trustchain_http_requests_total{code_class="2xx",role="b",route="/products"} 1`,
+		},
+	}
+	for role, lines := range want {
+		metrics := scrape(t, c, role)
+		for _, line := range lines {
+			if !strings.Contains(metrics, line) {
+				t.Errorf("role %s: /metrics lacks %s", role, line)
+			}
+		}
+		if strings.Contains(metrics, `code_class="4xx",role="c"`) {
+			t.Errorf("C counted a refused request it never saw")
+		}
+	}
+}
+
+func TestOneTraceAcrossTheChain(t *testing.T) {
+	exporter := tracetest.NewInMemoryExporter()
+	var mu sync.Mutex
+	var atB http.Header
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, exporter: exporter, spyB: func(h http.Header) {
+		mu.Lock()
+		atB = h
+		mu.Unlock()
+	}})
+
+	const (
+		clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+		clientSpan  = "00f067aa0ba902b7"
+	)
+	header := http.Header{
+		"Traceparent":  {"00-" + clientTrace + "-" + clientSpan + "-01"},
+		"X-Request-Id": {"req-7f3a"},
+	}
+	if status, _, body := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), header); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+
+	servers := map[string]trace.SpanContext{}
+	for _, s := range exporter.GetSpans() {
+		if s.SpanKind == trace.SpanKindServer {
+			service := ""
+			for _, kv := range s.Resource.Attributes() {
+				if kv.Key == "service.name" {
+					service = kv.Value.AsString()
+				}
+			}
+			servers[service] = s.SpanContext
+			if service == "service-a" && s.Parent.SpanID().String() != clientSpan {
+				t.Errorf("A's server span has parent %s, want the client's %s", s.Parent.SpanID(), clientSpan)
+			}
+		}
+	}
+	for _, svc := range []string{"service-a", "service-c", "service-b"} {
+		sc, ok := servers[svc]
+		if !ok {
+			t.Fatalf("no server span from %s; spans: %d", svc, len(exporter.GetSpans()))
+		}
+		if sc.TraceID().String() != clientTrace {
+			t.Errorf("%s is in trace %s, want the client's %s", svc, sc.TraceID(), clientTrace)
+		}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if got := atB.Get("X-Request-Id"); got != "req-7f3a" {
+		t.Errorf("x-request-id at B = %q, want it unchanged", got)
+	}
+	if got := atB.Get("X-B3-Traceid"); got != clientTrace {
+		t.Errorf("x-b3-traceid at B = %q, want %s (Envoy joins on it)", got, clientTrace)
+	}
+	if got := atB.Get("X-B3-Spanid"); got == "" || got == clientSpan {
+		t.Errorf("x-b3-spanid at B = %q, want C's client span", got)
+	}
+	if got := atB.Get("Traceparent"); !strings.Contains(got, clientTrace) {
+		t.Errorf("traceparent at B = %q", got)
+	}
+}
+
+func TestB3AndRequestIDPassThroughWithTracingOff(t *testing.T) {
+	var mu sync.Mutex
+	var atB http.Header
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, spyB: func(h http.Header) {
+		mu.Lock()
+		atB = h
+		mu.Unlock()
+	}})
+	header := http.Header{
+		"X-Request-Id": {"req-b3"},
+		"X-B3-Traceid": {"80f198ee56343ba864fe8b2a57d3eff7"},
+		"X-B3-Spanid":  {"e457b5a2e4d86bd1"},
+		"X-B3-Sampled": {"1"},
+	}
+	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), header); status != 200 {
+		t.Fatal(status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range []string{"X-Request-Id", "X-B3-Traceid", "X-B3-Sampled"} {
+		if atB.Get(h) != header.Get(h) {
+			t.Errorf("%s at B = %q, want %q", h, atB.Get(h), header.Get(h))
+		}
+	}
+}
