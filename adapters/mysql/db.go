@@ -1,0 +1,141 @@
+// Package mysql stores the product catalogue in MySQL or MariaDB through bun
+// and go-sql-driver/mysql: it opens the pool, runs the embedded migrations,
+// seeds the sample catalogue and serves ports.ProductSource.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/mysqldialect"
+)
+
+// PoolConfig sizes the connection pool. A zero field takes the value from
+// DefaultPoolConfig, so a config that sets nothing still gets bounded
+// lifetimes rather than database/sql's "forever".
+type PoolConfig struct {
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	ConnMaxIdleTime time.Duration
+}
+
+// DefaultPoolConfig suits one replica of Service B. Idle equals open so a
+// burst does not close and reopen connections; the lifetime stays under the
+// usual proxy and server idle timeouts (wait_timeout defaults to 8h, cloud
+// proxies often cut at minutes) and lets a failover's new address be picked up.
+func DefaultPoolConfig() PoolConfig {
+	return PoolConfig{
+		MaxOpenConns:    10,
+		MaxIdleConns:    10,
+		ConnMaxLifetime: 5 * time.Minute,
+		ConnMaxIdleTime: time.Minute,
+	}
+}
+
+func (p PoolConfig) withDefaults() (PoolConfig, error) {
+	if p.MaxOpenConns < 0 || p.MaxIdleConns < 0 || p.ConnMaxLifetime < 0 || p.ConnMaxIdleTime < 0 {
+		return PoolConfig{}, fmt.Errorf("pool config %+v has a negative value", p)
+	}
+	def := DefaultPoolConfig()
+	if p.MaxOpenConns == 0 {
+		p.MaxOpenConns = def.MaxOpenConns
+	}
+	if p.MaxIdleConns == 0 {
+		p.MaxIdleConns = def.MaxIdleConns
+	}
+	if p.ConnMaxLifetime == 0 {
+		p.ConnMaxLifetime = def.ConnMaxLifetime
+	}
+	if p.ConnMaxIdleTime == 0 {
+		p.ConnMaxIdleTime = def.ConnMaxIdleTime
+	}
+	return p, nil
+}
+
+// DB is an open connection pool to the catalogue database.
+type DB struct {
+	bun    *bun.DB
+	dbName string // the schema the DSN names; scopes the migration lock
+}
+
+// Open connects to the database the DSN names (go-sql-driver's format,
+// user:password@tcp(host:port)/dbname?param=value) and pings it with ctx.
+// parseTime is always on: bun/migrate scans DATETIME columns into time.Time.
+func Open(ctx context.Context, dsn string, pool PoolConfig) (*DB, error) {
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql: %w", err)
+	}
+	if cfg.DBName == "" {
+		// Without one, every statement fails later with "no database
+		// selected"; saying so here names the real mistake.
+		return nil, errors.New("open mysql: the DSN names no database")
+	}
+	pool, err = pool.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open mysql: %w", err)
+	}
+	cfg.ParseTime = true
+
+	connector, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open mysql: %w", err)
+	}
+	sqldb := sql.OpenDB(connector)
+	sqldb.SetMaxOpenConns(pool.MaxOpenConns)
+	sqldb.SetMaxIdleConns(pool.MaxIdleConns)
+	sqldb.SetConnMaxLifetime(pool.ConnMaxLifetime)
+	sqldb.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
+
+	db := &DB{bun: bun.NewDB(sqldb, mysqldialect.New()), dbName: cfg.DBName}
+	if err := db.bun.PingContext(ctx); err != nil {
+		_ = sqldb.Close()
+		return nil, fmt.Errorf("open mysql: ping: %w", err)
+	}
+	return db, nil
+}
+
+// parseDSN parses dsn without ever putting its password in an error: the
+// driver's parse errors can quote a piece of the DSN (a parameter value, or a
+// "database name" that is really the tail of a password holding a slash), so
+// when the DSN carries a password they are replaced by a generic message.
+func parseDSN(dsn string) (*gomysql.Config, error) {
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err == nil {
+		return cfg, nil
+	}
+	if at := strings.LastIndex(dsn, "@"); at > 0 && strings.Contains(dsn[:at], ":") {
+		return nil, errors.New("invalid DSN (details withheld because it holds a password): want user:password@tcp(host:port)/dbname?param=value")
+	}
+	return nil, fmt.Errorf("invalid DSN: %w", err)
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	if err := db.bun.Close(); err != nil {
+		return fmt.Errorf("close mysql: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers; it backs the readiness probe.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.bun.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping mysql: %w", err)
+	}
+	return nil
+}
+
+// Bun exposes the bun handle so the composition root can add query hooks
+// such as OpenTelemetry tracing without this package knowing about them.
+func (db *DB) Bun() *bun.DB { return db.bun }
+
+// Stats reports the pool's state, for metrics.
+func (db *DB) Stats() sql.DBStats { return db.bun.Stats() }

@@ -1,0 +1,4 @@
+package mysql
+
+// MigrationLockName lets tests hold the lock a migration waits for.
+var MigrationLockName = migrationLockName
