@@ -106,13 +106,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				Usage: "apply (up), roll back (down) or list (status) the embedded MySQL migrations",
 				Flags: dbFlags,
 				Subcommands: []*cli.Command{
-					{Name: "up", Usage: "apply pending migrations", Action: func(c *cli.Context) error {
+					{Name: "up", Usage: "apply pending migrations", Flags: dbFlags, Action: func(c *cli.Context) error {
 						return app.Migrate(c.Context, cfg.MySQLDSN, app.MigrateUp, stdout)
 					}},
-					{Name: "down", Usage: "roll back the last migration group", Action: func(c *cli.Context) error {
+					{Name: "down", Usage: "roll back the last migration group", Flags: dbFlags, Action: func(c *cli.Context) error {
 						return app.Migrate(c.Context, cfg.MySQLDSN, app.MigrateDown, stdout)
 					}},
-					{Name: "status", Usage: "list applied and pending migrations", Action: func(c *cli.Context) error {
+					{Name: "status", Usage: "list applied and pending migrations", Flags: dbFlags, Action: func(c *cli.Context) error {
 						return app.Migrate(c.Context, cfg.MySQLDSN, app.MigrateStatus, stdout)
 					}},
 				},

@@ -15,7 +15,11 @@ import (
 // just "serve a ProductSource" with the right adapter behind it.
 type ProductSource interface {
 	// ListProducts returns every product ordered by id. An empty catalogue
-	// is an empty, non-nil slice. Cancelling ctx cancels the underlying I/O.
+	// is an empty, non-nil slice. Cancelling ctx cancels the underlying I/O:
+	// a cancelled ctx yields an error matching context.Canceled (the caller
+	// gave up; nothing failed), while a passed deadline yields one that also
+	// matches a domain "unavailable" or "timeout" error, so the caller's
+	// answer says the source was too slow.
 	ListProducts(ctx context.Context) ([]domain.Product, error)
 }
 

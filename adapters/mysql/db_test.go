@@ -9,6 +9,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
+	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 )
 
 // TestOpenKeepsPasswordOutOfErrors feeds Open DSNs that fail at each stage
@@ -72,7 +73,7 @@ func TestOpenExplainsDSNWithoutPassword(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
-		dsn := freshSchema(t, tg.dsn)
+		dsn := mysqltest.FreshSchema(t, tg.dsn)
 		ctx := context.Background()
 
 		t.Run("forces parseTime", func(t *testing.T) {

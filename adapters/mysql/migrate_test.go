@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
+	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 )
 
 // TestMigrations walks one schema through up, up again, down, down again and
@@ -62,7 +63,7 @@ func TestMigrations(t *testing.T) {
 func TestMigrateUpFromReplicas(t *testing.T) {
 	const replicas = 4
 	forEachTarget(t, func(t *testing.T, tg target) {
-		dsn := freshSchema(t, tg.dsn)
+		dsn := mysqltest.FreshSchema(t, tg.dsn)
 		var dbs []*mysql.DB
 		for range replicas {
 			dbs = append(dbs, open(t, dsn))

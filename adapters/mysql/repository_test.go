@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
+	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/adapters/storetest"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
@@ -206,7 +207,7 @@ func TestSeedTwice(t *testing.T) {
 // engine over TCP: driver, bun and domain mapping together. The engine is
 // not MySQL, so compare runs with each other, not with production.
 func BenchmarkListProducts(b *testing.B) {
-	db := migratedDB(b, startEmbedded(b))
+	db := migratedDB(b, mysqltest.StartEmbedded(b))
 	ctx := context.Background()
 	products := make([]domain.Product, 0, 100)
 	for id := range int64(100) {
