@@ -237,6 +237,8 @@ func (c *chain) clientAs(role, target string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: spiffetls.ClientTLSConfig(c.identity(role), id)}}
 }
 
+var seedPrefix = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}`)
+
 var seedResponse = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}\],"serviceA_metadata":"request processed at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"\}\n$`)
 
 func TestChainServesTheSeedResponse(t *testing.T) {
