@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -27,6 +26,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/logbuf"
 	"github.com/trustchain/trustchain/ports"
 )
 
@@ -55,7 +55,7 @@ type chain struct {
 	issuer *devissuer.Issuer
 	ca     *devca.DevCA
 	svc    map[string]*app.Service
-	logs   map[string]*syncBuffer
+	logs   map[string]*logbuf.Buffer
 	stop   map[string]func()
 }
 
@@ -67,7 +67,7 @@ func startChain(t testing.TB, o chainOptions) *chain {
 	if o.source == nil {
 		o.source = memory.New(domain.SampleCatalogue()[0])
 	}
-	c := &chain{t: t, svc: map[string]*app.Service{}, logs: map[string]*syncBuffer{}, stop: map[string]func(){}}
+	c := &chain{t: t, svc: map[string]*app.Service{}, logs: map[string]*logbuf.Buffer{}, stop: map[string]func(){}}
 
 	ts := httptest.NewUnstartedServer(nil)
 	iss, err := devissuer.New(devissuer.Config{
@@ -116,7 +116,7 @@ func startChain(t testing.TB, o chainOptions) *chain {
 				o.configureB(&cfg)
 			}
 		}
-		logs := &syncBuffer{}
+		logs := &logbuf.Buffer{}
 		opts := app.Options{
 			Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("role", role),
 			TraceExporter: o.exporter,
@@ -538,21 +538,4 @@ func TestNoTokenInAnyLog(t *testing.T) {
 	if rejected != 1 {
 		t.Errorf("want one rejection line with its reason at A, got %d:\n%s", rejected, c.logs[app.RoleA])
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/url"
 	"reflect"
@@ -267,13 +266,4 @@ func describe(fe validator.FieldError) string {
 		return fmt.Sprintf("%v is out of range (%s %s)", fe.Value(), fe.Tag(), fe.Param())
 	}
 	return fmt.Sprintf("%v is invalid (%s)", fe.Value(), fe.Tag())
-}
-
-// ParseLogLevel maps the --log-level names to slog levels.
-func ParseLogLevel(s string) slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }

@@ -58,7 +58,10 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (_ *Demo, err err
 	if dc.PeerAuth != PeerAuthMTLS && dc.PeerAuth != PeerAuthOff {
 		return nil, &ConfigError{Problems: []Problem{{Flag: "peer-auth", Message: fmt.Sprintf("%q is not one of: mtls, off", dc.PeerAuth)}}}
 	}
-	level := ParseLogLevel(dc.LogLevel)
+	level, err := telemetry.ParseLevel(dc.LogLevel)
+	if err != nil {
+		return nil, &ConfigError{Problems: []Problem{{Flag: "log-level", Message: err.Error()}}}
+	}
 	logFor := func(role string) (*slog.Logger, error) {
 		if opts.Logger != nil {
 			return opts.Logger.With(slog.String("role", role)), nil

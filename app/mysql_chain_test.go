@@ -14,6 +14,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/logbuf"
 )
 
 // mysqlDSN returns a private, empty schema on the embedded engine.
@@ -76,7 +77,7 @@ func TestDemoOnMySQL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out logbuf.Buffer
 	done := make(chan error, 1)
 	go func() { done <- demo.Run(ctx, &out) }()
 	t.Cleanup(func() {

@@ -89,7 +89,11 @@ func New(ctx context.Context, cfg Config, opts Options) (svc *Service, err error
 
 	s.log = opts.Logger
 	if s.log == nil {
-		if s.log, err = telemetry.NewLogger(opts.Stderr, cfg.LogFormat, ParseLogLevel(cfg.LogLevel), cfg.Role); err != nil {
+		level, err := telemetry.ParseLevel(cfg.LogLevel)
+		if err != nil {
+			return nil, err
+		}
+		if s.log, err = telemetry.NewLogger(opts.Stderr, cfg.LogFormat, level, cfg.Role); err != nil {
 			return nil, err
 		}
 	}

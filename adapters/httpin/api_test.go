@@ -1,7 +1,6 @@
 package httpin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/relay"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/logbuf"
 	"github.com/trustchain/trustchain/ports"
 )
 
@@ -218,7 +217,7 @@ func TestPeerAndTokenLayersAreIndependent(t *testing.T) {
 }
 
 func TestLogsReasonNeverToken(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	h := newAPI(t, &logs)
 	do(h, http.MethodGet, "/products", "Bearer forged.token.x")
 	do(h, http.MethodGet, "/products", "Bearer "+goodToken)
@@ -337,21 +336,4 @@ func startServer(t testing.TB, h http.Handler) *httpin.Server {
 	go func() { _ = srv.Run(ctx, time.Second); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return srv
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/internal/logbuf"
 )
 
 func roleFiles(dir, sa string) spiffetls.Files {
@@ -118,7 +119,7 @@ func TestFileSourceKeepsLastGoodSVID(t *testing.T) {
 	dir := t.TempDir()
 	writeDevCerts(t, dir)
 	c := roleFiles(dir, "service-c")
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	srv := startServer(t, fileSource(t, c, slog.New(slog.NewTextHandler(logs, nil))), serviceA)
 	// A's files are never touched, so its source just keeps them.
 	client := mtlsClient(t, fileSource(t, roleFiles(dir, "service-a"), nil), serviceC)

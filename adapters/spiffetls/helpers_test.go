@@ -1,14 +1,12 @@
 package spiffetls_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/internal/logbuf"
 )
 
 const trustDomain = "cluster.local"
@@ -50,36 +49,12 @@ func memorySource(tb testing.TB, ca *devca.DevCA, id spiffeid.ID) *devca.MemoryS
 	return src
 }
 
-// syncBuffer collects server logs written from connection goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // peerServer is an mTLS server whose handler answers with the caller's
 // SPIFFE ID and counts how often it ran.
 type peerServer struct {
 	URL    string
 	served atomic.Int32
-	log    *syncBuffer
+	log    *logbuf.Buffer
 }
 
 // startServer serves over ServerTLSConfig on loopback. It wraps the listener
@@ -88,7 +63,7 @@ type peerServer struct {
 // with 127.0.0.1), so the SVID would never be presented.
 func startServer(tb testing.TB, src spiffetls.Source, allowed ...spiffeid.ID) *peerServer {
 	tb.Helper()
-	ps := &peerServer{log: &syncBuffer{}}
+	ps := &peerServer{log: &logbuf.Buffer{}}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ps.served.Add(1)
 		id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
