@@ -539,3 +539,33 @@ func TestNoTokenInAnyLog(t *testing.T) {
 		t.Errorf("want one rejection line with its reason at A, got %d:\n%s", rejected, c.logs[app.RoleA])
 	}
 }
+
+func TestGatewayRefusesAnUpstreamWithTheWrongIdentity(t *testing.T) {
+	c := startChain(t, chainOptions{})
+	// A second A whose upstream is really B: B presents service-b where A
+	// expects service-c, so A must not send it the user's token.
+	cfg := app.Defaults()
+	cfg.Role, cfg.PeerAuth = app.RoleA, app.PeerAuthMTLS
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.OIDCIssuer, cfg.OIDCAudience = c.issuer.Issuer(), audience
+	cfg.Upstream = c.url(app.RoleB)
+	logs := &logbuf.Buffer{}
+	svc, err := app.New(context.Background(), cfg, app.Options{Identity: c.identity(app.RoleA), Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := svc.WaitReady(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	status, _, body := get(t, http.DefaultClient, "http://"+svc.APIAddr(), c.token(nil), nil)
+	if status != 502 {
+		t.Fatalf("status %d, want 502: %s", status, body)
+	}
+	if !strings.Contains(logs.String(), "service-b") {
+		t.Errorf("the refusal does not name the identity B presented:\n%s", logs)
+	}
+}
