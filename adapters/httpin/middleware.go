@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/relay"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/statuswriter"
 	"github.com/trustchain/trustchain/ports"
 )
 
@@ -36,28 +37,6 @@ func noteError(ctx context.Context, err error) { infoFrom(ctx).err = err }
 
 func requiredScopeFrom(ctx context.Context) string { return infoFrom(ctx).requiredScope }
 
-// statusRecorder remembers the status a handler wrote.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 // accessLog writes one line per request: role, method, path, status,
 // duration, request id, token subject and, for a refusal, the reason. The
 // Authorization header is never read here, so no token reaches the log.
@@ -72,13 +51,10 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 			r.Header.Set("X-Request-Id", requestID)
 		}
 		info := &requestInfo{}
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := statuswriter.New(w)
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
+		status := rec.Status()
 		attrs := []slog.Attr{
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

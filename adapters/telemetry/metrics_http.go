@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/trustchain/trustchain/internal/statuswriter"
 )
 
 // Outbound error kinds, the error label of trustchain_upstream_requests_total.
@@ -32,9 +34,9 @@ const codeClassNone = "none"
 func (m *Metrics) Middleware(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		defer func() {
-			code := sw.status
+			code := sw.Status()
 			// A panicking handler never wrote its status; the server will
 			// drop the connection, which the client sees as a server fault.
 			rec := recover()
@@ -51,38 +53,6 @@ func (m *Metrics) Middleware(route string, next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 	})
 }
-
-// statusWriter remembers the status the handler sent. Unwrap lets
-// http.ResponseController reach the real writer for everything else.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	// 1xx responses are interim; the final status comes later.
-	if w.status == 0 && code >= 200 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush keeps streaming responses streaming through the middleware.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // codeClass turns a status into "2xx" and friends; a handler that wrote
 // nothing sent 200.
