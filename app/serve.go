@@ -219,13 +219,20 @@ func New(ctx context.Context, cfg Config, opts Options) (svc *Service, err error
 	return s, nil
 }
 
+// workloadAPIStartTimeout bounds the wait for the first SVID.
+const workloadAPIStartTimeout = 30 * time.Second
+
 // openIdentity returns this workload's SVID source for mtls.
 func (s *Service) openIdentity(ctx context.Context, cfg Config, opts Options) (spiffetls.Source, error) {
 	switch {
 	case opts.Identity != nil:
 		return opts.Identity, nil
 	case cfg.SPIFFESocket != "":
-		src, err := spiffetls.NewWorkloadSource(ctx, cfg.SPIFFESocket)
+		// The first SVID must arrive at startup; an agent that never
+		// answers should fail the pod, not hang it.
+		startCtx, cancel := context.WithTimeout(ctx, workloadAPIStartTimeout)
+		defer cancel()
+		src, err := spiffetls.NewWorkloadSource(startCtx, cfg.SPIFFESocket)
 		if err != nil {
 			return nil, err
 		}
