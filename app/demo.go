@@ -241,10 +241,10 @@ func (d *Demo) close() {
 	}
 }
 
-// IssuerURL, APIURL and ClientSecret expose the demo to tests.
-func (d *Demo) IssuerURL() string         { return "http://" + d.issuerServer.Addr() }
-func (d *Demo) APIURL(role string) string { return d.services[role].APIAddr() }
-func (d *Demo) ClientSecret() string      { return d.clientSecret }
+// IssuerURL, APIAddr and ClientSecret expose the demo to tests.
+func (d *Demo) IssuerURL() string          { return "http://" + d.issuerServer.Addr() }
+func (d *Demo) APIAddr(role string) string { return d.services[role].APIAddr() }
+func (d *Demo) ClientSecret() string       { return d.clientSecret }
 
 func (d *Demo) printInstructions(out io.Writer) {
 	a := "http://" + d.services[RoleA].APIAddr()

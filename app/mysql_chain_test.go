@@ -108,7 +108,7 @@ func TestDemoOnMySQL(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" {
 		t.Fatalf("token endpoint: %d %+v %v", resp.StatusCode, tok, err)
 	}
-	status, _, body := get(t, http.DefaultClient, "http://"+demo.APIURL(app.RoleA), tok.AccessToken, nil)
+	status, _, body := get(t, http.DefaultClient, "http://"+demo.APIAddr(app.RoleA), tok.AccessToken, nil)
 	if status != 200 || !seedPrefix.MatchString(body) {
 		t.Fatalf("A answered %d: %s", status, body)
 	}

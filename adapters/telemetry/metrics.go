@@ -16,14 +16,16 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/trustchain/trustchain/domain"
+
+	"github.com/trustchain/trustchain/adapters/httpin"
 )
 
 const namespace = "trustchain"
 
-// RouteOther is the route label for requests that matched no known route.
-// Register a catch-all with it so scanners' 404s are counted without letting
-// raw paths into the label.
-const RouteOther = "other"
+// RouteOther is the route label for requests that matched no known route:
+// the name the API handler gives its catch-all, so scanners' 404s are
+// counted, and their spans named, without raw paths.
+const RouteOther = httpin.RouteOther
 
 // Token check results and the reasons that are not domain refusal reasons.
 const (
