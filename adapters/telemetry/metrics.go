@@ -15,9 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/uptrace/bun"
 
-	"github.com/trustchain/trustchain/domain"
-
 	"github.com/trustchain/trustchain/adapters/httpin"
+	"github.com/trustchain/trustchain/domain"
 )
 
 const namespace = "trustchain"
