@@ -44,8 +44,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Source makes role b serve this store instead of MySQL.
 	Source ports.ProductSource
-	// OIDCClient is the base HTTP client for discovery and JWKS.
-	OIDCClient *http.Client
 	// Identity supplies the SVID and bundle for mtls instead of files or
 	// the Workload API.
 	Identity spiffetls.Source
@@ -111,11 +109,10 @@ func New(ctx context.Context, cfg Config, opts Options) (svc *Service, err error
 	s.closers = append(s.closers, tracing.Shutdown)
 
 	s.verifier, err = oidc.New(oidc.Config{
-		Issuer:     cfg.OIDCIssuer,
-		Audience:   cfg.OIDCAudience,
-		HTTPClient: opts.OIDCClient,
-		Logger:     s.log,
-		OnRefresh:  metrics.JWKSRefresh,
+		Issuer:    cfg.OIDCIssuer,
+		Audience:  cfg.OIDCAudience,
+		Logger:    s.log,
+		OnRefresh: metrics.JWKSRefresh,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set up token verifier: %w", err)
