@@ -170,3 +170,34 @@ func TestSampleCatalogueStartsWithTheSeedProduct(t *testing.T) {
 		t.Fatalf("catalogue = %+v", c)
 	}
 }
+
+func TestChainIsOneLine(t *testing.T) {
+	hops := domain.Chain()
+	if len(hops) == 0 || !hops[0].IsEdge() || !hops[len(hops)-1].ReadsStore() {
+		t.Fatalf("chain must run from the edge to the store: %+v", hops)
+	}
+	for i, h := range hops {
+		got, ok := domain.HopOf(h.Role)
+		if !ok || got != h {
+			t.Errorf("HopOf(%s) = %+v, %v", h.Role, got, ok)
+		}
+		if h.ServiceAccount == "" || h.Budget <= 0 {
+			t.Errorf("%s: service account %q, budget %s", h.Role, h.ServiceAccount, h.Budget)
+		}
+		if i+1 < len(hops) {
+			next := hops[i+1]
+			if h.Calls != next.Role || next.CalledBy != h.Role {
+				t.Errorf("%s calls %q but the next row is %s, called by %q", h.Role, h.Calls, next.Role, next.CalledBy)
+			}
+			if next.Budget >= h.Budget {
+				t.Errorf("%s's budget %s does not nest inside %s's %s", next.Role, next.Budget, h.Role, h.Budget)
+			}
+		}
+		if h.Envelope != h.IsEdge() {
+			t.Errorf("%s: only the edge wraps the envelope", h.Role)
+		}
+	}
+	if _, ok := domain.HopOf("d"); ok {
+		t.Error("an unknown role has a row")
+	}
+}
