@@ -14,7 +14,8 @@ const module = "github.com/trustchain/trustchain"
 
 // TestDependenciesPointInwards keeps the hexagon honest: domain uses the
 // standard library only, ports adds only domain, adapters never reach the
-// composition root, and nothing but main imports app.
+// composition root nor each other (test kits aside), and nothing but main
+// imports app.
 func TestDependenciesPointInwards(t *testing.T) {
 	imports := productionImports(t)
 	if len(imports) < 5 {
@@ -36,8 +37,12 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"domain", module + "/ports"},
 		{"ports", module + "/adapters/mysql"},
 		{"ports", "github.com/coreos/go-oidc/v3/oidc"},
-		{"adapters/httpin", module + "/app"},
+		{"adapters/httpapi", module + "/app"},
 		{"domain", module + "/app"},
+		{"adapters/httpapi", module + "/adapters/telemetry"},
+		{"adapters/telemetry", module + "/adapters/httpapi"},
+		{"adapters/mysql", module + "/adapters/memory"},
+		{"adapters/mysql", module + "/adapters/storetest"},
 	} {
 		if ruleBroken(tt.pkg, tt.dep) == "" {
 			t.Errorf("%s -> %s was allowed", tt.pkg, tt.dep)
@@ -46,7 +51,11 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 	for _, tt := range []struct{ pkg, dep string }{
 		{"domain", "encoding/json"},
 		{"ports", module + "/domain"},
-		{"adapters/httpin", module + "/ports"},
+		{"adapters/httpapi", module + "/ports"},
+		{"adapters/httpapi", module + "/domain"},
+		{"adapters/mysql", module + "/migrations"},
+		{"adapters/mysql/mysqltest", module + "/adapters/mysql"},
+		{"adapters/storetest", module + "/ports"},
 		{"app", module + "/adapters/mysql"},
 		{".", module + "/app"},
 	} {
@@ -73,11 +82,30 @@ func ruleBroken(pkg, dep string) string {
 		if internal && (rel == "app" || strings.HasPrefix(rel, "app/") || rel == "") {
 			return "adapters must not depend on the composition root"
 		}
+		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) && !testKit(pkg) {
+			return "adapters meet only in app: one adapter must not import another"
+		}
 	}
 	if internal && rel == "app" && pkg != "." {
 		return "only main may import app"
 	}
 	return ""
+}
+
+// adapterOf is the adapter a package belongs to: adapters/mysql for
+// adapters/mysql/mysqltest too.
+func adapterOf(rel string) string {
+	parts := strings.SplitN(rel, "/", 3)
+	if len(parts) < 2 {
+		return rel
+	}
+	return parts[0] + "/" + parts[1]
+}
+
+// testKit reports whether pkg is a kit only tests import, which may stand
+// up other adapters: the contract suite and the MySQL test servers.
+func testKit(pkg string) bool {
+	return pkg == "adapters/storetest" || strings.HasSuffix(pkg, "/mysqltest")
 }
 
 // productionImports maps each package directory to the imports of its

@@ -18,7 +18,7 @@ func BenchmarkChain(b *testing.B) {
 		b.Run("peer-auth="+mode, func(b *testing.B) {
 			c := startChain(b, chainOptions{peerAuth: mode})
 			token := c.token(nil)
-			url := c.url(app.RoleA) + "/products"
+			url := c.url(roleA) + "/products"
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			b.ReportAllocs()
 			b.ResetTimer()

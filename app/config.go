@@ -3,105 +3,148 @@ package app
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-playground/validator/v10"
-)
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
-// Roles.
-const (
-	RoleA = "a" // the gateway, behind the ingress
-	RoleB = "b" // reads the products from MySQL
-	RoleC = "c" // the middle hop
+	"github.com/trustchain/trustchain/domain"
 )
 
 // Peer-authentication modes.
 const (
 	PeerAuthMTLS = "mtls" // native SPIFFE mTLS, no mesh
-	PeerAuthXFCC = "xfcc" // behind an Istio sidecar
+	PeerAuthXFCC = "xfcc" // behind an Istio proxy that writes XFCC
 	PeerAuthOff  = "off"
 )
 
-// Config is everything a role needs, filled from flags and env by main and
-// checked by Validate before anything starts. The flag tag names the
-// command-line flag each field comes from, so every problem can name it.
+// Config is everything a role needs. Each field's tags are its whole
+// definition: `flag` and `env` name it on the command line and in the
+// environment, `usage` explains it in --help, `validate` checks it, and
+// `for` marks a setting only some roles use ("upstream": the roles that
+// call another; "store": the role that reads the store). main derives the
+// command-line flags from these tags, and every problem names the flag.
 type Config struct {
-	Role        string `flag:"role" validate:"required,oneof=a b c"`
-	Listen      string `flag:"listen" validate:"required,listen_addr"`
-	AdminListen string `flag:"admin-listen" validate:"required,listen_addr"`
+	Role        string `flag:"role" env:"ROLE" usage:"role to serve: a (gateway), c (middle hop) or b (reads MySQL)" validate:"required,role"`
+	Listen      string `flag:"listen" env:"LISTEN_ADDR" usage:"API address" validate:"required,listen_addr"`
+	AdminListen string `flag:"admin-listen" env:"ADMIN_LISTEN_ADDR" usage:"admin address for /healthz, /readyz, /metrics (and /debug/pprof/ with --pprof)" validate:"required,listen_addr"`
 
-	OIDCIssuer    string `flag:"oidc-issuer" validate:"required,issuer_url"`
-	OIDCAudience  string `flag:"oidc-audience" validate:"required"`
-	RequiredScope string `flag:"required-scope" validate:"omitempty,excludesall= "`
+	OIDCIssuer     string `flag:"oidc-issuer" env:"OIDC_ISSUER" usage:"token issuer, exactly as in iss, e.g. https://TENANT.us.auth0.com/" validate:"required,no_userinfo,issuer_url"`
+	OIDCAudience   string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the Auth0 API identifier tokens must be issued for" validate:"required"`
+	RequiredScope  string `flag:"required-scope" env:"REQUIRED_SCOPE" usage:"scope or permission every token must grant, e.g. read:products" validate:"omitempty,excludesall= "`
+	TokenCacheSize int    `flag:"token-cache-size" env:"TOKEN_CACHE_SIZE" usage:"verified tokens remembered, so a token is checked in full once per hop; 0 turns the cache off" validate:"gte=0,lte=1000000"`
 
-	Upstream        string        `flag:"upstream" validate:"required_if=Role a,required_if=Role c,omitempty,http_url"`
-	UpstreamTimeout time.Duration `flag:"upstream-timeout" validate:"gte=0"`
-	UpstreamConns   int           `flag:"upstream-max-idle-conns" validate:"gte=1,lte=10000"`
+	Upstream        string        `flag:"upstream" env:"UPSTREAM_URL" for:"upstream" usage:"next hop's base URL" validate:"omitempty,no_userinfo,http_url"`
+	UpstreamTimeout time.Duration `flag:"upstream-timeout" env:"UPSTREAM_TIMEOUT" for:"upstream" usage:"budget for one call to the next hop" validate:"gte=0,lte=10m"`
+	UpstreamConns   int           `flag:"upstream-max-idle-conns" env:"UPSTREAM_MAX_IDLE_CONNS" for:"upstream" usage:"keep-alive connections kept to the next hop" validate:"gte=1,lte=10000"`
 
-	MySQLDSN     string        `flag:"mysql-dsn"`
-	MySQLMaxOpen int           `flag:"mysql-max-open-conns" validate:"gte=1,lte=1000"`
-	MySQLMaxIdle int           `flag:"mysql-max-idle-conns" validate:"gte=0,ltefield=MySQLMaxOpen"`
-	QueryTimeout time.Duration `flag:"query-timeout" validate:"gt=0"`
+	MySQLDSN     string        `flag:"mysql-dsn" env:"MYSQL_DSN" for:"store" usage:"go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/trustchain"`
+	MySQLMaxOpen int           `flag:"mysql-max-open-conns" env:"MYSQL_MAX_OPEN_CONNS" for:"store" usage:"MySQL connection pool size" validate:"gte=1,lte=1000"`
+	MySQLMaxIdle int           `flag:"mysql-max-idle-conns" env:"MYSQL_MAX_IDLE_CONNS" for:"store" usage:"idle MySQL connections kept" validate:"gte=0,ltefield=MySQLMaxOpen"`
+	QueryTimeout time.Duration `flag:"query-timeout" env:"QUERY_TIMEOUT" for:"store" usage:"budget for one SQL query" validate:"gt=0,lte=10m"`
 
-	PeerAuth       string   `flag:"peer-auth" validate:"required_if=Role b,required_if=Role c,omitempty,oneof=mtls xfcc off"`
-	AllowedPeers   []string `flag:"allow-peer" validate:"dive,spiffe_id"`
-	TrustDomain    string   `flag:"trust-domain" validate:"required,hostname_rfc1123"`
-	Namespace      string   `flag:"namespace" validate:"required,dns_rfc1035_label"`
-	ServiceAccount string   `flag:"service-account" validate:"omitempty,dns_rfc1035_label"`
-	UpstreamPeer   string   `flag:"upstream-peer" validate:"omitempty,spiffe_id"`
-	TLSCert        string   `flag:"tls-cert"`
-	TLSKey         string   `flag:"tls-key"`
-	TLSBundle      string   `flag:"tls-bundle"`
-	SPIFFESocket   string   `flag:"spiffe-socket"`
+	PageSize    int `flag:"page-size" env:"PAGE_SIZE" usage:"products per page when a request names no limit" validate:"gte=1,ltefield=MaxPageSize"`
+	MaxPageSize int `flag:"max-page-size" env:"MAX_PAGE_SIZE" usage:"largest limit a request may ask for" validate:"gte=1,max_page"`
+	MaxConns    int `flag:"max-connections" env:"MAX_CONNECTIONS" usage:"open connections the API port accepts; 0 derives it from the open-file limit" validate:"gte=0,lte=1000000"`
 
-	ShutdownTimeout time.Duration `flag:"shutdown-timeout" validate:"gt=0"`
-	LogFormat       string        `flag:"log-format" validate:"oneof=json text"`
-	LogLevel        string        `flag:"log-level" validate:"oneof=debug info warn error"`
+	PeerAuth           string   `flag:"peer-auth" env:"PEER_AUTH" usage:"workload identity check: mtls, xfcc or off (required for roles c and b)" validate:"omitempty,oneof=mtls xfcc off"`
+	AllowedPeers       []string `flag:"allow-peer" env:"ALLOWED_PEERS" usage:"SPIFFE IDs allowed to call (default: the role's caller, from the chain)" validate:"dive,spiffe_id"`
+	TrustDomain        string   `flag:"trust-domain" env:"TRUST_DOMAIN" usage:"SPIFFE trust domain" validate:"required,trust_domain"`
+	Namespace          string   `flag:"namespace" env:"POD_NAMESPACE" usage:"Kubernetes namespace of the chain" validate:"required,dns_rfc1035_label"`
+	ServiceAccount     string   `flag:"service-account" env:"SERVICE_ACCOUNT" usage:"this workload's service account (default: the role's, from the chain)" validate:"omitempty,dns_rfc1035_label"`
+	UpstreamPeer       string   `flag:"upstream-peer" env:"UPSTREAM_PEER" for:"upstream" usage:"SPIFFE ID the next hop must present with mtls (default: from the chain)" validate:"omitempty,spiffe_id"`
+	XFCCTrustedProxies []string `flag:"xfcc-trusted-proxy" env:"XFCC_TRUSTED_PROXIES" usage:"SPIFFE IDs allowed in XFCC By= (default: this workload; in ambient mode, its waypoint)" validate:"dive,spiffe_id"`
+	TLSCert            string   `flag:"tls-cert" env:"TLS_CERT" usage:"X.509-SVID certificate chain (PEM) for mtls"`
+	TLSKey             string   `flag:"tls-key" env:"TLS_KEY" usage:"X.509-SVID private key (PEM) for mtls"`
+	TLSBundle          string   `flag:"tls-bundle" env:"TLS_BUNDLE" usage:"trust bundle (PEM) for mtls"`
+	SPIFFESocket       string   `flag:"spiffe-socket" env:"SPIFFE_ENDPOINT_SOCKET" usage:"SPIFFE Workload API address for mtls, e.g. unix:///run/spire/agent.sock"`
 
-	// OTLPEndpoint comes from the standard OTEL_EXPORTER_OTLP_ENDPOINT;
-	// empty turns tracing export off.
-	OTLPEndpoint string `flag:"otlp-endpoint"`
+	ShutdownTimeout time.Duration `flag:"shutdown-timeout" env:"SHUTDOWN_TIMEOUT" usage:"how long in-flight requests may finish after SIGTERM" validate:"gt=0,lte=10m"`
+	LogFormat       string        `flag:"log-format" env:"LOG_FORMAT" usage:"json or text" validate:"oneof=json text"`
+	LogLevel        string        `flag:"log-level" env:"LOG_LEVEL" usage:"debug, info, warn or error" validate:"log_level"`
+	Pprof           bool          `flag:"pprof" env:"PPROF" usage:"serve net/http/pprof at /debug/pprof/ on the admin port (never the API port)"`
+
+	OTLPEndpoint       string `flag:"otlp-endpoint" env:"OTEL_EXPORTER_OTLP_ENDPOINT" usage:"OTLP collector base URL for traces; unset (and no traces endpoint) turns export off" validate:"omitempty,http_url"`
+	OTLPTracesEndpoint string `flag:"otlp-traces-endpoint" env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" usage:"OTLP traces URL, used as it is" validate:"omitempty,http_url"`
+	OTLPProtocol       string `flag:"otlp-protocol" env:"OTEL_EXPORTER_OTLP_PROTOCOL" usage:"http/protobuf or grpc" validate:"oneof=http/protobuf grpc"`
+	TracesSampler      string `flag:"traces-sampler" env:"OTEL_TRACES_SAMPLER" usage:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio" validate:"oneof=always_on always_off traceidratio parentbased_always_on parentbased_always_off parentbased_traceidratio"`
+	TracesSamplerArg   string `flag:"traces-sampler-arg" env:"OTEL_TRACES_SAMPLER_ARG" usage:"sampling ratio for the traceidratio samplers, 0 to 1"`
+	OTelServiceName    string `flag:"otel-service-name" env:"OTEL_SERVICE_NAME" usage:"service.name of spans (default service-<role>)"`
+	OTelResourceAttrs  string `flag:"otel-resource-attributes" env:"OTEL_RESOURCE_ATTRIBUTES" usage:"extra resource attributes of spans, key=value,…"`
+
+	// CommandLine holds the flags given on the command line, as opposed to
+	// the environment. A setting the role does not use is refused there,
+	// and only warned about when it comes from an environment shared by
+	// every role.
+	CommandLine map[string]bool `flag:"-"`
 }
 
 // Defaults returns the configuration every flag starts from.
 func Defaults() Config {
+	b, _ := domain.HopOf(domain.RoleB)
 	return Config{
 		Listen:          DefaultListenAddr,
 		AdminListen:     DefaultAdminListenAddr,
+		TokenCacheSize:  10_000,
 		UpstreamConns:   64,
 		MySQLMaxOpen:    20,
 		MySQLMaxIdle:    10,
-		QueryTimeout:    3 * time.Second,
+		QueryTimeout:    b.Budget,
+		PageSize:        100,
+		MaxPageSize:     1000,
 		TrustDomain:     "cluster.local",
 		Namespace:       "default",
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "json",
 		LogLevel:        "info",
+		OTLPProtocol:    "http/protobuf",
+		TracesSampler:   "parentbased_always_on",
 	}
 }
 
-// Default per-hop budgets. Each hop's budget is shorter than the one above
-// it, so a slow B surfaces as C's 504, passed up as A's 504, never a hang.
-const (
-	defaultUpstreamTimeoutA = 8 * time.Second
-	defaultUpstreamTimeoutC = 6 * time.Second
-)
-
-// EffectiveUpstreamTimeout is the configured budget or the role's default.
-func (c Config) EffectiveUpstreamTimeout() time.Duration {
-	switch {
-	case c.UpstreamTimeout > 0:
-		return c.UpstreamTimeout
-	case c.Role == RoleA:
-		return defaultUpstreamTimeoutA
-	default:
-		return defaultUpstreamTimeoutC
+// DefaultText is --help's default for a flag whose default depends on the
+// role, or "" for the others.
+func DefaultText(flag string) string {
+	if flag != "upstream-timeout" {
+		return ""
 	}
+	var parts []string
+	for _, h := range domain.Chain() {
+		if !h.ReadsStore() {
+			parts = append(parts, fmt.Sprintf("%s on %s", h.Budget, h.Role))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// hop is the configured role's row of the chain.
+func (c Config) hop() domain.Hop {
+	h, _ := domain.HopOf(domain.Role(c.Role))
+	return h
+}
+
+// EffectiveUpstreamTimeout is the configured budget or the role's own.
+func (c Config) EffectiveUpstreamTimeout() time.Duration {
+	if c.UpstreamTimeout > 0 {
+		return c.UpstreamTimeout
+	}
+	return c.hop().Budget
+}
+
+// budget is the longest the role's own work may take: the call to the next
+// hop, or the query on the store.
+func (c Config) budget() time.Duration {
+	if c.hop().ReadsStore() {
+		return c.QueryTimeout
+	}
+	return c.EffectiveUpstreamTimeout()
 }
 
 // Problem is one invalid setting.
@@ -121,54 +164,123 @@ func (e *ConfigError) Error() string {
 	return "invalid configuration:\n" + strings.Join(lines, "\n")
 }
 
-// Validate checks c and returns a *ConfigError naming every bad flag.
-func (c Config) Validate() error { return c.validate(needs{store: true, identity: true}) }
+// configFlags maps each Config field to its flag tag, once.
+var configFlags = func() map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name := f.Tag.Get("flag"); name != "" && name != "-" {
+			out[name] = f
+		}
+	}
+	return out
+}()
 
-// needs says which external resources the config must point at; the demo
-// and tests supply an in-memory store or identity instead.
-type needs struct{ store, identity bool }
-
-func (c Config) validate(n needs) error {
+// validate checks c for a role whose parts deps supplies, and returns the
+// warnings to log once the logger exists, or a *ConfigError naming every bad
+// flag. A setting the role does not use is cleared: refused when it was
+// given on the command line, a warning when it came from the environment.
+func (c *Config) validate(deps Deps) (warnings []string, err error) {
 	var problems []Problem
 	if err := configValidator.Struct(c); err != nil {
 		var fieldErrs validator.ValidationErrors
 		if !errors.As(err, &fieldErrs) {
-			return fmt.Errorf("validate config: %w", err)
+			return nil, fmt.Errorf("validate config: %w", err)
 		}
 		for _, fe := range fieldErrs {
 			problems = append(problems, Problem{Flag: flagName(fe), Message: describe(fe)})
 		}
 	}
-	problems = append(problems, c.crossFieldProblems(n)...)
-	if len(problems) > 0 {
-		return &ConfigError{Problems: problems}
+	if _, ok := domain.HopOf(domain.Role(c.Role)); ok {
+		p, w := c.unusedSettings()
+		problems, warnings = append(problems, p...), w
+		problems = append(problems, c.roleProblems(deps)...)
 	}
-	return nil
+	problems = append(problems, c.crossFieldProblems(deps)...)
+	if len(problems) > 0 {
+		return nil, &ConfigError{Problems: problems}
+	}
+	return warnings, nil
+}
+
+// unusedSettings clears the settings of other roles (`for` tags).
+func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
+	h := c.hop()
+	uses := map[string]bool{"upstream": !h.ReadsStore(), "store": h.ReadsStore()}
+	v, def := reflect.ValueOf(c).Elem(), reflect.ValueOf(Defaults())
+	for _, name := range slices.Sorted(maps.Keys(configFlags)) {
+		f := configFlags[name]
+		group := f.Tag.Get("for")
+		if group == "" || uses[group] {
+			continue
+		}
+		field := v.FieldByIndex(f.Index)
+		if reflect.DeepEqual(field.Interface(), def.FieldByIndex(f.Index).Interface()) {
+			continue
+		}
+		message := "only " + rolesUsing(group) + " use it"
+		if c.CommandLine[name] {
+			problems = append(problems, Problem{name, message})
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("%s is set in the environment but role %s does not use it (%s); ignored", f.Tag.Get("env"), c.Role, message))
+		field.Set(def.FieldByIndex(f.Index))
+	}
+	return problems, warnings
+}
+
+// rolesUsing names the roles a `for` group applies to, from the chain.
+func rolesUsing(group string) string {
+	var roles []string
+	for _, h := range domain.Chain() {
+		if (group == "store") == h.ReadsStore() {
+			roles = append(roles, string(h.Role))
+		}
+	}
+	if len(roles) == 1 {
+		return "role " + roles[0] + " would"
+	}
+	return "roles " + strings.Join(roles, ", ") + " would"
+}
+
+// roleProblems holds the rules that follow from the role's row.
+func (c Config) roleProblems(deps Deps) []Problem {
+	var problems []Problem
+	h := c.hop()
+	if !h.ReadsStore() && c.Upstream == "" {
+		problems = append(problems, Problem{"upstream", "is required for role " + c.Role})
+	}
+	if h.ReadsStore() && c.MySQLDSN == "" && deps.Source == nil {
+		problems = append(problems, Problem{"mysql-dsn", "is required for role " + c.Role})
+	}
+	if !h.IsEdge() && c.PeerAuth == "" {
+		problems = append(problems, Problem{"peer-auth", "is required for role " + c.Role})
+	}
+	if c.ShutdownTimeout > 0 && c.ShutdownTimeout < c.budget() {
+		flag := "upstream-timeout"
+		if h.ReadsStore() {
+			flag = "query-timeout"
+		}
+		problems = append(problems, Problem{"shutdown-timeout", fmt.Sprintf("%s is shorter than the role's budget (--%s %s): a request in flight at SIGTERM could not finish", c.ShutdownTimeout, flag, c.budget())})
+	}
+	return problems
 }
 
 // crossFieldProblems holds the rules that tags cannot say clearly.
-func (c Config) crossFieldProblems(n needs) []Problem {
+func (c Config) crossFieldProblems(deps Deps) []Problem {
 	var problems []Problem
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		problems = append(problems, Problem{"admin-listen", "must differ from --listen: the admin endpoints never share the API port"})
 	}
-	if c.Role == RoleB && c.MySQLDSN == "" && n.store {
-		problems = append(problems, Problem{"mysql-dsn", "is required for role b"})
-	}
-	if c.Role == RoleB && c.Upstream != "" {
-		problems = append(problems, Problem{"upstream", "role b reads MySQL and has no upstream"})
-	}
-	if c.Role != RoleB && c.MySQLDSN != "" && c.Role != "" {
-		problems = append(problems, Problem{"mysql-dsn", "only role b reads MySQL"})
-	}
-	if c.PeerAuth == PeerAuthMTLS && n.identity {
+	if c.PeerAuth == PeerAuthMTLS && deps.Identity == nil {
 		files := c.TLSCert != "" || c.TLSKey != "" || c.TLSBundle != ""
 		switch {
 		case files && c.SPIFFESocket != "":
 			problems = append(problems, Problem{"spiffe-socket", "use either the Workload API socket or --tls-cert/--tls-key/--tls-bundle, not both"})
 		case files:
-			for flag, v := range map[string]string{"tls-cert": c.TLSCert, "tls-key": c.TLSKey, "tls-bundle": c.TLSBundle} {
-				if v == "" {
+			for _, flag := range []string{"tls-cert", "tls-key", "tls-bundle"} {
+				if reflect.ValueOf(c).FieldByIndex(configFlags[flag].Index).String() == "" {
 					problems = append(problems, Problem{flag, "required with --peer-auth=mtls when identity comes from files"})
 				}
 			}
@@ -176,10 +288,8 @@ func (c Config) crossFieldProblems(n needs) []Problem {
 			problems = append(problems, Problem{"peer-auth", "mtls needs an identity: --tls-cert, --tls-key and --tls-bundle, or --spiffe-socket"})
 		}
 	}
-	if c.PeerAuth == PeerAuthMTLS {
-		if c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
-			problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
-		}
+	if c.PeerAuth == PeerAuthMTLS && c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
+		problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
 	}
 	return problems
 }
@@ -189,19 +299,34 @@ var configValidator = newValidator()
 func newValidator() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string { return f.Tag.Get("flag") })
-	must(v.RegisterValidation("listen_addr", func(fl validator.FieldLevel) bool {
-		_, port, err := net.SplitHostPort(fl.Field().String())
-		if err != nil {
-			return false
-		}
-		n, err := strconv.Atoi(port)
-		return err == nil && n >= 0 && n <= 65535
-	}))
-	must(v.RegisterValidation("issuer_url", func(fl validator.FieldLevel) bool { return issuerURLOK(fl.Field().String()) }))
-	must(v.RegisterValidation("spiffe_id", func(fl validator.FieldLevel) bool {
-		u, err := url.Parse(fl.Field().String())
-		return err == nil && u.Scheme == "spiffe" && u.Host != "" && u.RawQuery == "" && u.Fragment == ""
-	}))
+	rules := map[string]func(string) bool{
+		"role": func(s string) bool {
+			_, ok := domain.HopOf(domain.Role(s))
+			return ok
+		},
+		"listen_addr": func(s string) bool {
+			_, port, err := net.SplitHostPort(s)
+			n, perr := strconv.Atoi(port)
+			return err == nil && perr == nil && n >= 0 && n <= 65535
+		},
+		"issuer_url":  issuerURLOK,
+		"no_userinfo": func(s string) bool { u, err := url.Parse(s); return err != nil || u.User == nil },
+		"spiffe_id": func(s string) bool {
+			_, err := spiffeid.FromString(s)
+			return err == nil
+		},
+		"trust_domain": func(s string) bool {
+			_, err := spiffeid.TrustDomainFromString(s)
+			return err == nil
+		},
+		"log_level": func(s string) bool { return parseLevel(s) == nil },
+		"max_page":  func(s string) bool { n, err := strconv.Atoi(s); return err == nil && n <= domain.MaxPageLimit },
+	}
+	for tag, ok := range rules {
+		must(v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
+			return ok(fmt.Sprint(fl.Field().Interface()))
+		}))
+	}
 	return v
 }
 
@@ -216,11 +341,14 @@ func issuerURLOK(s string) bool {
 	case "https":
 		return true
 	case "http":
-		host := u.Hostname()
-		ip := net.ParseIP(host)
-		return host == "localhost" || (ip != nil && ip.IsLoopback())
+		return isLoopback(u.Hostname())
 	}
 	return false
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func must(err error) {
@@ -237,33 +365,53 @@ func flagName(fe validator.FieldError) string {
 	return name
 }
 
-// describe turns a validator failure into a sentence about the value.
+// describe turns a validator failure into a sentence about the value. A
+// value that carries credentials is never repeated.
 func describe(fe validator.FieldError) string {
+	value := fmt.Sprintf("%q", fe.Value())
+	if u, err := url.Parse(fmt.Sprint(fe.Value())); err == nil && u.User != nil {
+		value = "the URL"
+	}
 	switch fe.Tag() {
 	case "required":
 		return "is required"
-	case "required_if":
-		return "is required for role " + strings.Fields(fe.Param())[1]
 	case "oneof":
-		return fmt.Sprintf("%q is not one of: %s", fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
+		return fmt.Sprintf("%s is not one of: %s", value, strings.ReplaceAll(fe.Param(), " ", ", "))
+	case "role":
+		roles := make([]string, 0, 3)
+		for _, h := range domain.Chain() {
+			roles = append(roles, string(h.Role))
+		}
+		slices.Sort(roles)
+		return fmt.Sprintf("%s is not one of: %s", value, strings.Join(roles, ", "))
 	case "listen_addr":
-		return fmt.Sprintf("%q is not a host:port listen address", fe.Value())
+		return fmt.Sprintf("%s is not a host:port listen address", value)
 	case "issuer_url":
-		return fmt.Sprintf("%q is not an https issuer URL (plain http is allowed only on loopback)", fe.Value())
+		return fmt.Sprintf("%s is not an https issuer URL (plain http is allowed only on loopback)", value)
+	case "no_userinfo":
+		return "must not carry a user name or password: the URL would be logged and sent in clear"
 	case "http_url":
-		return fmt.Sprintf("%q is not an http(s) URL", fe.Value())
+		return fmt.Sprintf("%s is not an http(s) URL", value)
 	case "spiffe_id":
-		return fmt.Sprintf("%q is not a SPIFFE ID (spiffe://trust-domain/path)", fe.Value())
-	case "hostname_rfc1123":
-		return fmt.Sprintf("%q is not a trust domain name", fe.Value())
+		return fmt.Sprintf("%s is not a SPIFFE ID (spiffe://trust-domain/path)", value)
+	case "trust_domain":
+		return fmt.Sprintf("%s is not a trust domain name", value)
 	case "dns_rfc1035_label":
-		return fmt.Sprintf("%q is not a Kubernetes name (a DNS label)", fe.Value())
+		return fmt.Sprintf("%s is not a Kubernetes name (a DNS label)", value)
+	case "log_level":
+		return fmt.Sprintf("%s is not one of: debug, info, warn, error", value)
 	case "excludesall":
 		return "must be a single scope"
 	case "ltefield":
-		return "must not exceed --mysql-max-open-conns"
+		other := "--mysql-max-open-conns"
+		if fe.Field() == "page-size" {
+			other = "--max-page-size"
+		}
+		return "must not exceed " + other
+	case "max_page":
+		return fmt.Sprintf("%v is more than the most any page may hold (%d)", fe.Value(), domain.MaxPageLimit)
 	case "gt", "gte", "lte":
 		return fmt.Sprintf("%v is out of range (%s %s)", fe.Value(), fe.Tag(), fe.Param())
 	}
-	return fmt.Sprintf("%v is invalid (%s)", fe.Value(), fe.Tag())
+	return fmt.Sprintf("%s is invalid (%s)", value, fe.Tag())
 }

@@ -4,57 +4,62 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/devissuer"
-	"github.com/trustchain/trustchain/adapters/httpin"
+	"github.com/trustchain/trustchain/adapters/httpapi"
 	"github.com/trustchain/trustchain/adapters/memory"
-	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/adapters/telemetry"
 	"github.com/trustchain/trustchain/domain"
 )
 
-// DemoConfig configures `trustchain demo`.
+// DemoConfig configures `trustchain demo`; main derives its flags from the
+// tags, as for Config.
 type DemoConfig struct {
-	Listen   string // A's address
-	MySQLDSN string // empty: B serves the in-memory sample catalogue
-	PeerAuth string // mtls or off, between the hops
-	Trace    bool
-	LogLevel string
+	Listen   string `flag:"listen" usage:"A's address (the one you curl)"`
+	MySQLDSN string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
+	PeerAuth string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
+	Trace    bool   `flag:"trace" usage:"print each request's finished spans"`
+	LogLevel string `flag:"log-level" usage:"log level of the services"`
+
+	OTLPEndpoint       string `flag:"otlp-endpoint" env:"OTEL_EXPORTER_OTLP_ENDPOINT" usage:"export every role's traces to this OTLP collector"`
+	OTLPTracesEndpoint string `flag:"otlp-traces-endpoint" env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" usage:"OTLP traces URL, used as it is"`
+	OTLPProtocol       string `flag:"otlp-protocol" env:"OTEL_EXPORTER_OTLP_PROTOCOL" usage:"http/protobuf or grpc"`
+}
+
+// DemoDefaults returns the demo's flag defaults.
+func DemoDefaults() DemoConfig {
+	return DemoConfig{Listen: "127.0.0.1:8080", PeerAuth: PeerAuthMTLS, LogLevel: "warn", OTLPProtocol: telemetry.ProtocolHTTP}
 }
 
 // Demo identities: what a local Auth0 tenant would be configured with.
 const (
-	demoAudience    = "https://trustchain.example/api"
-	demoClientID    = "trustchain-demo"
-	demoScope       = "read:products"
-	demoTrustDomain = "cluster.local"
-	demoNamespace   = "default"
+	demoAudience = "https://trustchain.example/api"
+	demoClientID = "trustchain-demo"
+	demoScope    = "read:products"
 )
 
 // Demo is the whole chain in one process: a local Auth0 look-alike and the
-// three roles on loopback, wired exactly as in production.
+// roles on loopback, wired by the same chain builder the tests use.
 type Demo struct {
+	dc           DemoConfig
 	issuer       *devissuer.Issuer
-	issuerServer *httpin.Server
-	services     map[string]*Service // by role
+	issuerServer *httpapi.Server
+	chain        *Chain
 	clientSecret string
-	peerAuth     string
-	mysql        bool
 }
 
 // NewDemo starts nothing yet but binds every port, so the printed
 // instructions carry real addresses.
-func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (_ *Demo, err error) {
+func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error) {
 	if dc.PeerAuth != PeerAuthMTLS && dc.PeerAuth != PeerAuthOff {
 		return nil, &ConfigError{Problems: []Problem{{Flag: "peer-auth", Message: fmt.Sprintf("%q is not one of: mtls, off", dc.PeerAuth)}}}
 	}
@@ -62,27 +67,22 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (_ *Demo, err err
 	if err != nil {
 		return nil, &ConfigError{Problems: []Problem{{Flag: "log-level", Message: err.Error()}}}
 	}
-	logFor := func(role string) (*slog.Logger, error) {
-		if opts.Logger != nil {
-			return opts.Logger.With(slog.String("role", role)), nil
+	logFor := func(role string) *slog.Logger {
+		if deps.Logger != nil {
+			return deps.Logger.With(slog.String("role", role))
 		}
-		return telemetry.NewLogger(opts.Stderr, "text", level, role)
-	}
-	issuerLog, err := logFor("issuer")
-	if err != nil {
-		return nil, err
+		log, _ := telemetry.NewLogger(deps.Stderr, telemetry.LogText, level, role)
+		return log
 	}
 
-	d := &Demo{services: map[string]*Service{}, clientSecret: randomHex(16), peerAuth: dc.PeerAuth, mysql: dc.MySQLDSN != ""}
+	d := &Demo{dc: dc, clientSecret: randomHex(16)}
 	defer func() {
 		if err != nil {
-			d.close()
+			d.close(ctx)
 		}
 	}()
-
 	// The issuer's URL must be known before it mints a token, so bind first.
-	d.issuerServer, err = httpin.NewServer("issuer", "127.0.0.1:0", nil, httpin.DefaultLimits(), nil, issuerLog)
-	if err != nil {
+	if d.issuerServer, err = httpapi.NewServer("issuer", "127.0.0.1:0", nil, httpapi.DefaultLimits(0), nil, logFor("issuer")); err != nil {
 		return nil, err
 	}
 	d.issuer, err = devissuer.New(devissuer.Config{
@@ -97,181 +97,114 @@ func NewDemo(ctx context.Context, dc DemoConfig, opts Options) (_ *Demo, err err
 	}
 	d.issuerServer.SetHandler(d.issuer)
 
-	var ca *devca.DevCA
+	cc := ChainConfig{
+		Issuer: d.issuer.Issuer(), Audience: demoAudience, Scope: demoScope,
+		PeerAuth: dc.PeerAuth, EdgeListen: dc.Listen, MySQLDSN: dc.MySQLDSN,
+		Deps: func(role domain.Role) Deps {
+			rd := deps
+			rd.Logger = logFor(string(role))
+			if dc.Trace {
+				rd.TraceStdout = deps.Stdout
+			}
+			return rd
+		},
+		Configure: func(_ domain.Role, cfg *Config) {
+			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
+		},
+	}
 	if dc.PeerAuth == PeerAuthMTLS {
-		td, err := spiffeid.TrustDomainFromString(demoTrustDomain)
-		if err != nil {
-			return nil, err
-		}
-		if ca, err = devca.NewDevCA(td, 24*time.Hour); err != nil {
+		if cc.CA, err = devca.NewDevCA(spiffeid.RequireTrustDomainFromString(Defaults().TrustDomain), 24*time.Hour); err != nil {
 			return nil, err
 		}
 	}
-
-	var source *memory.Store
 	if dc.MySQLDSN == "" {
-		source = memory.New(domain.SampleCatalogue()...)
+		cc.Store = memory.New(domain.SampleCatalogue()...)
 	} else {
-		if err := Migrate(ctx, dc.MySQLDSN, MigrateUp, io.Discard); err != nil {
+		if err := Migrate(ctx, MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: DefaultOpsTimeout}, MigrateUp, io.Discard); err != nil {
 			return nil, err
 		}
-		if err := Seed(ctx, dc.MySQLDSN, io.Discard); err != nil {
+		if err := Seed(ctx, MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: DefaultOpsTimeout}, io.Discard); err != nil {
 			return nil, err
 		}
 	}
-
-	scheme := "http"
-	if ca != nil {
-		scheme = "https"
-	}
-	upstream := ""
-	// B first, then C, then A: each needs the address of the one below.
-	for _, role := range []string{RoleB, RoleC, RoleA} {
-		cfg := Defaults()
-		cfg.Role = role
-		cfg.Listen = "127.0.0.1:0"
-		if role == RoleA {
-			cfg.Listen = dc.Listen
-		}
-		cfg.AdminListen = "127.0.0.1:0"
-		cfg.OIDCIssuer = d.issuer.Issuer()
-		cfg.OIDCAudience = demoAudience
-		cfg.RequiredScope = demoScope
-		cfg.Upstream = upstream
-		cfg.PeerAuth = dc.PeerAuth
-		cfg.TrustDomain = demoTrustDomain
-		cfg.Namespace = demoNamespace
-		cfg.ShutdownTimeout = 5 * time.Second
-		roleOpts := opts
-		if roleOpts.Logger, err = logFor(role); err != nil {
-			return nil, err
-		}
-		if role == RoleB {
-			if source != nil {
-				roleOpts.Source = source
-			} else {
-				cfg.MySQLDSN = dc.MySQLDSN
-			}
-		}
-		if dc.Trace {
-			roleOpts.TraceStdout = opts.Stdout
-		}
-		if ca != nil {
-			if roleOpts.Identity, err = demoIdentity(ca, role); err != nil {
-				return nil, err
-			}
-		}
-		svc, err := New(ctx, cfg, roleOpts)
-		if err != nil {
-			return nil, fmt.Errorf("start role %s: %w", role, err)
-		}
-		d.services[role] = svc
-		upstream = scheme + "://" + svc.APIAddr()
+	if d.chain, err = NewChain(ctx, cc); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
-func demoIdentity(ca *devca.DevCA, role string) (spiffetls.Source, error) {
-	id, err := spiffetls.ID(demoTrustDomain, demoNamespace, serviceName(role))
-	if err != nil {
-		return nil, err
-	}
-	return ca.Source(id)
-}
-
 // RunDemo runs the chain until ctx ends, after printing how to call it.
-func RunDemo(ctx context.Context, dc DemoConfig, opts Options) error {
-	d, err := NewDemo(ctx, dc, opts)
+func RunDemo(ctx context.Context, dc DemoConfig, deps Deps) error {
+	d, err := NewDemo(ctx, dc, deps)
 	if err != nil {
 		return err
 	}
-	return d.Run(ctx, opts.Stdout)
+	return d.Run(ctx, deps.Stdout)
 }
 
 // Run serves everything until ctx ends.
 func (d *Demo) Run(ctx context.Context, out io.Writer) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
-	launch := func(f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				cancel()
-			}
-		}()
-	}
-	launch(func(c context.Context) error { return d.issuerServer.Run(c, time.Second) })
-	for _, svc := range d.services {
-		launch(svc.Run)
-	}
-	if err := d.waitReady(ctx); err != nil {
-		cancel()
-		wg.Wait()
-		return errors.Join(append(errs, err)...)
-	}
-	d.printInstructions(out)
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// waitReady waits until every role has loaded the issuer's keys, so the
-// first pasted curl succeeds.
-func (d *Demo) waitReady(ctx context.Context) error {
-	for _, svc := range d.services {
-		if err := svc.WaitReady(ctx, 10*time.Second); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.issuerServer.Run(gctx, time.Second) })
+	g.Go(func() error { return d.chain.Run(gctx) })
+	g.Go(func() error {
+		// Every role has loaded the issuer's keys before the first pasted
+		// curl; a failure here stops the demo.
+		if err := d.chain.WaitReady(gctx, 20*time.Second); err != nil {
 			return err
 		}
-	}
-	return nil
+		d.printInstructions(out)
+		return nil
+	})
+	return g.Wait()
 }
 
-func (d *Demo) close() {
-	for _, svc := range d.services {
-		svc.close(context.Background())
+func (d *Demo) close(ctx context.Context) {
+	if d.chain != nil {
+		d.chain.close(ctx)
 	}
 	if d.issuerServer != nil {
 		_ = d.issuerServer.Close()
 	}
 }
 
-// IssuerURL, APIAddr and ClientSecret expose the demo to tests.
-func (d *Demo) IssuerURL() string          { return "http://" + d.issuerServer.Addr() }
-func (d *Demo) APIAddr(role string) string { return d.services[role].APIAddr() }
-func (d *Demo) ClientSecret() string       { return d.clientSecret }
+// IssuerURL, APIAddr, Chain and ClientSecret expose the demo to tests.
+func (d *Demo) IssuerURL() string                 { return "http://" + d.issuerServer.Addr() }
+func (d *Demo) APIAddr(role domain.Role) string   { return d.chain.Service(role).APIAddr() }
+func (d *Demo) AdminAddr(role domain.Role) string { return d.chain.Service(role).AdminAddr() }
+func (d *Demo) ClientSecret() string              { return d.clientSecret }
 
 func (d *Demo) printInstructions(out io.Writer) {
-	a := "http://" + d.services[RoleA].APIAddr()
-	hopScheme := "http"
-	if d.peerAuth == PeerAuthMTLS {
-		hopScheme = "https"
-	}
+	a := d.chain.URL(domain.RoleA)
 	store := "in-memory sample catalogue"
-	if d.mysql {
+	if d.dc.MySQLDSN != "" {
 		store = "MySQL, migrated and seeded"
 	}
 	tokenCmd := fmt.Sprintf(`TOKEN=$(curl -s -X POST %s/oauth/token -H 'content-type: application/json' -d '{"grant_type":"client_credentials","client_id":"%s","client_secret":"%s","audience":"%s"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`,
 		d.IssuerURL(), demoClientID, d.clientSecret, demoAudience)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "trustchain demo is running (workload identity between hops: %s)\n\n", d.peerAuth)
+	fmt.Fprintf(&b, "trustchain demo is running (workload identity between hops: %s)\n\n", d.dc.PeerAuth)
 	fmt.Fprintf(&b, "  issuer  %s   local Auth0 look-alike (discovery, JWKS, /oauth/token)\n", d.issuer.Issuer())
-	fmt.Fprintf(&b, "  A       %s   gateway: checks the token, calls C\n", a)
-	fmt.Fprintf(&b, "  C       %s://%s   checks the token again, calls B\n", hopScheme, d.services[RoleC].APIAddr())
-	fmt.Fprintf(&b, "  B       %s://%s   checks the token a third time, reads the %s\n\n", hopScheme, d.services[RoleB].APIAddr(), store)
-	fmt.Fprintf(&b, "1. Get an access token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
+	for _, h := range domain.Chain() {
+		what := "checks the token, calls " + strings.ToUpper(string(h.Calls))
+		switch {
+		case h.ReadsStore():
+			what = "checks the token and the caller, reads the " + store
+		case !h.IsEdge():
+			what = "checks the token and the caller, calls " + strings.ToUpper(string(h.Calls))
+		}
+		fmt.Fprintf(&b, "  %s       %s   %s\n", strings.ToUpper(string(h.Role)), d.chain.URL(h.Role), what)
+		fmt.Fprintf(&b, "          admin http://%s  (/metrics, /readyz)\n", d.chain.Service(h.Role).AdminAddr())
+	}
+	fmt.Fprintf(&b, "\n1. Get an access token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
 	fmt.Fprintf(&b, "2. Call A with it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", a)
+	fmt.Fprintf(&b, "   One product, and a page of one with its Link to the next:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products/1\n  curl -si -H \"Authorization: Bearer $TOKEN\" '%s/products?limit=1'\n\n", a, a)
 	fmt.Fprintf(&b, "3. Without a token, A refuses (401, WWW-Authenticate: Bearer):\n\n  curl -i %s/products\n\n", a)
-	if d.peerAuth == PeerAuthMTLS {
+	if d.dc.PeerAuth == PeerAuthMTLS {
 		fmt.Fprintf(&b, "4. Even with a valid token, C and B refuse a caller without the right workload certificate\n   (the TLS handshake fails: only A may call C, only C may call B):\n\n")
-		fmt.Fprintf(&b, "  curl -sk -H \"Authorization: Bearer $TOKEN\" https://%s/products\n", d.services[RoleC].APIAddr())
-		fmt.Fprintf(&b, "  curl -sk -H \"Authorization: Bearer $TOKEN\" https://%s/products\n\n", d.services[RoleB].APIAddr())
+		fmt.Fprintf(&b, "  curl -sk -H \"Authorization: Bearer $TOKEN\" %s/products\n", d.chain.URL(domain.RoleC))
+		fmt.Fprintf(&b, "  curl -sk -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", d.chain.URL(domain.RoleB))
 	} else {
 		fmt.Fprintf(&b, "4. Peer authentication is off: C and B accept any caller with a valid token.\n\n")
 	}

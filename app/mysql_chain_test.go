@@ -25,20 +25,20 @@ func mysqlDSN(t testing.TB) string {
 
 func TestTraceReachesTheDatabase(t *testing.T) {
 	dsn := mysqlDSN(t)
-	if err := app.Migrate(context.Background(), dsn, app.MigrateUp, io.Discard); err != nil {
+	mc := app.MigrateConfig{MySQLDSN: dsn, Timeout: 30 * time.Second}
+	if err := app.Migrate(context.Background(), mc, app.MigrateUp, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if err := app.Seed(context.Background(), dsn, io.Discard); err != nil {
+	if err := app.Seed(context.Background(), mc, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	exporter := tracetest.NewInMemoryExporter()
-	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, exporter: exporter,
-		configureB: func(cfg *app.Config) { cfg.MySQLDSN = dsn }})
-	status, _, body := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), nil)
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, exporter: exporter, mysqlDSN: dsn})
+	status, _, body := get(t, nil, c.url(roleA)+"/products", c.token(nil), nil)
 	if status != 200 || !strings.Contains(body, `{"id":3,"name":"USB-C Cable","price":19.99}`) {
 		t.Fatalf("%d %s", status, body)
 	}
-	metrics := scrape(t, c, app.RoleB)
+	metrics := scrape(t, c, roleB)
 	for _, want := range []string{`trustchain_db_query_duration_seconds_count{operation="select",role="b"}`, `go_sql_open_connections{`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("B's /metrics lacks %s", want)
@@ -73,7 +73,9 @@ func TestTraceReachesTheDatabase(t *testing.T) {
 // a token from the issuer's /oauth/token, then A.
 func TestDemoOnMySQL(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	demo, err := app.NewDemo(ctx, app.DemoConfig{Listen: "127.0.0.1:0", MySQLDSN: mysqlDSN(t), PeerAuth: app.PeerAuthMTLS, LogLevel: "error"}, app.Options{Stdout: io.Discard, Stderr: io.Discard})
+	dc := app.DemoDefaults()
+	dc.Listen, dc.MySQLDSN, dc.LogLevel = "127.0.0.1:0", mysqlDSN(t), "error"
+	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func TestDemoOnMySQL(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" {
 		t.Fatalf("token endpoint: %d %+v %v", resp.StatusCode, tok, err)
 	}
-	status, _, body := get(t, http.DefaultClient, "http://"+demo.APIAddr(app.RoleA), tok.AccessToken, nil)
+	status, _, body := get(t, nil, "http://"+demo.APIAddr(roleA)+"/products", tok.AccessToken, nil)
 	if status != 200 || !seedPrefix.MatchString(body) {
 		t.Fatalf("A answered %d: %s", status, body)
 	}

@@ -11,11 +11,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/domain"
 )
 
-func scrape(t testing.TB, c *chain, role string) string {
+func scrape(t testing.TB, c *chain, role domain.Role) string {
 	t.Helper()
-	resp, err := http.Get("http://" + c.svc[role].AdminAddr() + "/metrics")
+	resp, err := http.Get("http://" + c.svc(role).AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,15 +27,15 @@ func scrape(t testing.TB, c *chain, role string) string {
 
 func TestMetricsMoveWithTheRightLabels(t *testing.T) {
 	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff})
-	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), nil); status != 200 {
+	if status, _, _ := get(t, nil, c.url(roleA)+"/products", c.token(nil), nil); status != 200 {
 		t.Fatalf("valid request: %d", status)
 	}
 	bad := c.token(func(m map[string]any) { m["aud"] = "https://someone-else/api" })
-	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), bad, nil); status != 401 {
+	if status, _, _ := get(t, nil, c.url(roleA)+"/products", bad, nil); status != 401 {
 		t.Fatalf("bad request: %d", status)
 	}
-	want := map[string][]string{
-		app.RoleA: {
+	want := map[domain.Role][]string{
+		roleA: {
 			`trustchain_http_requests_total{code_class="2xx",role="a",route="/products"} 1`,
 			`trustchain_http_requests_total{code_class="4xx",role="a",route="/products"} 1`,
 			`trustchain_token_checks_total{reason="ok",result="ok",role="a"} 1`,
@@ -44,13 +45,13 @@ func TestMetricsMoveWithTheRightLabels(t *testing.T) {
 			`trustchain_build_info{`,
 			`go_goroutines`,
 		},
-		app.RoleC: {
+		roleC: {
 			// The bad token stopped at A: C counted exactly one request.
 			`trustchain_http_requests_total{code_class="2xx",role="c",route="/products"} 1`,
 			`trustchain_token_checks_total{reason="ok",result="ok",role="c"} 1`,
 			`trustchain_upstream_requests_total{code_class="2xx",error="none",role="c",upstream="service-b"} 1`,
 		},
-		app.RoleB: {
+		roleB: {
 			`trustchain_http_requests_total{code_class="2xx",role="b",route="/products"} 1`,
 		},
 	}
@@ -85,7 +86,7 @@ func TestOneTraceAcrossTheChain(t *testing.T) {
 		"Traceparent":  {"00-" + clientTrace + "-" + clientSpan + "-01"},
 		"X-Request-Id": {"req-7f3a"},
 	}
-	if status, _, body := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), header); status != 200 {
+	if status, _, body := get(t, nil, c.url(roleA)+"/products", c.token(nil), header); status != 200 {
 		t.Fatalf("%d %s", status, body)
 	}
 
@@ -144,7 +145,7 @@ func TestB3AndRequestIDPassThroughWithTracingOff(t *testing.T) {
 		"X-B3-Spanid":  {"e457b5a2e4d86bd1"},
 		"X-B3-Sampled": {"1"},
 	}
-	if status, _, _ := get(t, http.DefaultClient, c.url(app.RoleA), c.token(nil), header); status != 200 {
+	if status, _, _ := get(t, nil, c.url(roleA)+"/products", c.token(nil), header); status != 200 {
 		t.Fatal(status)
 	}
 	mu.Lock()

@@ -5,9 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
 )
+
+// MigrateConfig configures `trustchain migrate` and `trustchain seed`.
+type MigrateConfig struct {
+	MySQLDSN string        `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/trustchain"`
+	Timeout  time.Duration `flag:"timeout" env:"DB_TIMEOUT" usage:"give up after this long, whatever the database does"`
+}
+
+// DefaultOpsTimeout bounds migrate and seed: long enough for a migration on
+// a large catalogue, short enough that a silent server fails a rollout.
+const DefaultOpsTimeout = 30 * time.Second
+
+// MigrateDefaults returns the defaults of migrate's and seed's flags.
+func MigrateDefaults() MigrateConfig { return MigrateConfig{Timeout: DefaultOpsTimeout} }
 
 // MigrateDirection chooses what Migrate does.
 type MigrateDirection int
@@ -21,8 +35,8 @@ const (
 
 // Migrate applies, rolls back or lists the embedded migrations, then prints
 // their status.
-func Migrate(ctx context.Context, dsn string, dir MigrateDirection, out io.Writer) error {
-	return withDB(ctx, dsn, func(db *mysql.DB) error {
+func Migrate(ctx context.Context, mc MigrateConfig, dir MigrateDirection, out io.Writer) error {
+	return withDB(ctx, mc, func(ctx context.Context, db *mysql.DB) error {
 		switch dir {
 		case MigrateUp:
 			if err := db.MigrateUp(ctx); err != nil {
@@ -41,8 +55,8 @@ func Migrate(ctx context.Context, dsn string, dir MigrateDirection, out io.Write
 }
 
 // Seed loads the sample catalogue; running it twice leaves one copy.
-func Seed(ctx context.Context, dsn string, out io.Writer) error {
-	return withDB(ctx, dsn, func(db *mysql.DB) error {
+func Seed(ctx context.Context, mc MigrateConfig, out io.Writer) error {
+	return withDB(ctx, mc, func(ctx context.Context, db *mysql.DB) error {
 		if err := db.Seed(ctx); err != nil {
 			return err
 		}
@@ -51,15 +65,37 @@ func Seed(ctx context.Context, dsn string, out io.Writer) error {
 	})
 }
 
-// withDB runs f on a short-lived connection pool to dsn.
-func withDB(ctx context.Context, dsn string, f func(*mysql.DB) error) error {
-	if dsn == "" {
-		return &ConfigError{Problems: []Problem{{Flag: "mysql-dsn", Message: "is required"}}}
+// withDB runs f on a short-lived pool to the DSN's database, all of it
+// within the timeout: every statement, the connection and the migration
+// lock included.
+func withDB(ctx context.Context, mc MigrateConfig, f func(context.Context, *mysql.DB) error) error {
+	var problems []Problem
+	if mc.MySQLDSN == "" {
+		problems = append(problems, Problem{Flag: "mysql-dsn", Message: "is required"})
 	}
-	db, err := mysql.Open(ctx, dsn, mysql.DefaultPoolConfig())
+	if mc.Timeout <= 0 {
+		problems = append(problems, Problem{Flag: "timeout", Message: "must be positive"})
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Problems: problems}
+	}
+	db, err := mysql.Open(mc.MySQLDSN, mysql.DefaultPoolConfig())
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	return f(db)
+	ctx, cancel := context.WithTimeout(ctx, mc.Timeout)
+	defer cancel()
+	if _, err := db.Connect(ctx); err != nil {
+		return timeoutError(ctx, mc.Timeout, err)
+	}
+	return timeoutError(ctx, mc.Timeout, f(ctx, db))
+}
+
+// timeoutError says plainly when the timeout, not the database, ended it.
+func timeoutError(ctx context.Context, timeout time.Duration, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("gave up after %s (--timeout): %w", timeout, err)
+	}
+	return err
 }

@@ -17,7 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/trustchain/trustchain/adapters/httpin"
+	"github.com/trustchain/trustchain/adapters/httpapi"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/deploy"
 )
@@ -289,15 +289,15 @@ func TestProbesAndPortsAreOnesTheBinaryServes(t *testing.T) {
 					probe *corev1.Probe
 					path  string
 				}{
-					{"liveness", c.LivenessProbe, httpin.HealthzPath},
-					{"readiness", c.ReadinessProbe, httpin.ReadyzPath},
+					{"liveness", c.LivenessProbe, httpapi.HealthzPath},
+					{"readiness", c.ReadinessProbe, httpapi.ReadyzPath},
 				}
 				if c.StartupProbe != nil {
 					probes = append(probes, struct {
 						kind  string
 						probe *corev1.Probe
 						path  string
-					}{"startup", c.StartupProbe, httpin.HealthzPath})
+					}{"startup", c.StartupProbe, httpapi.HealthzPath})
 				}
 				for _, p := range probes {
 					if p.probe == nil || p.probe.HTTPGet == nil {
@@ -313,8 +313,8 @@ func TestProbesAndPortsAreOnesTheBinaryServes(t *testing.T) {
 				}
 
 				ann := d.Spec.Template.Annotations
-				if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(int(admin)) || ann["prometheus.io/path"] != httpin.MetricsPath {
-					t.Errorf("prometheus annotations %v, want scrape=true port=%d path=%s", ann, admin, httpin.MetricsPath)
+				if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(int(admin)) || ann["prometheus.io/path"] != httpapi.MetricsPath {
+					t.Errorf("prometheus annotations %v, want scrape=true port=%d path=%s", ann, admin, httpapi.MetricsPath)
 				}
 
 				svc := b.services[name]
@@ -647,8 +647,8 @@ func TestOnlyServiceAIsExposed(t *testing.T) {
 						t.Error("a route without a match sends every path to service-a")
 					}
 					for _, m := range route.GetMatch() {
-						if m.GetUri().GetExact() != httpin.ProductsPath {
-							t.Errorf("route matches %v, want exactly %s", m.GetUri(), httpin.ProductsPath)
+						if m.GetUri().GetExact() != httpapi.ProductsPath {
+							t.Errorf("route matches %v, want exactly %s", m.GetUri(), httpapi.ProductsPath)
 						}
 					}
 					for _, dst := range route.GetRoute() {

@@ -15,7 +15,7 @@ import (
 	securityapi "istio.io/api/security/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 
-	"github.com/trustchain/trustchain/adapters/httpin"
+	"github.com/trustchain/trustchain/adapters/httpapi"
 )
 
 // edge is one allowed call: a caller's SPIFFE principal to a workload.
@@ -65,7 +65,7 @@ func allowGraph(policies map[string]*securityv1.AuthorizationPolicy, lim policyL
 	bad := func(policy, format string, args ...any) {
 		problems = append(problems, policy+": "+fmt.Sprintf(format, args...))
 	}
-	adminPaths := []string{httpin.HealthzPath, httpin.ReadyzPath, httpin.MetricsPath}
+	adminPaths := []string{httpapi.HealthzPath, httpapi.ReadyzPath, httpapi.MetricsPath}
 	for _, name := range sortedKeys(policies) {
 		spec := &policies[name].Spec
 		if spec.GetAction() != securityapi.AuthorizationPolicy_ALLOW {
@@ -137,8 +137,8 @@ func allowGraph(policies map[string]*securityv1.AuthorizationPolicy, lim policyL
 				if onlyFields(op, "ports", "methods", "paths") != nil ||
 					!slices.Equal(op.GetPorts(), []string{lim.apiPort}) ||
 					!slices.Equal(op.GetMethods(), []string{"GET"}) ||
-					!slices.Equal(op.GetPaths(), []string{httpin.ProductsPath}) {
-					bad(where, "want only GET %s on port %s, got %v", httpin.ProductsPath, lim.apiPort, op)
+					!slices.Equal(op.GetPaths(), []string{httpapi.ProductsPath}) {
+					bad(where, "want only GET %s on port %s, got %v", httpapi.ProductsPath, lim.apiPort, op)
 				}
 			}
 		}

@@ -1,42 +1,22 @@
 package domain
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // metadataPrefix is the fixed text the gateway puts before the timestamp.
 const metadataPrefix = "request processed at "
 
-// Envelope is the gateway's answer: the products plus when A processed the
-// request.
+// Envelope is what the gateway adds to an answer: when it processed the
+// request. The wire format puts it beside the products as serviceA_metadata.
 type Envelope struct {
-	products    []Product
 	processedAt time.Time
 }
 
-// NewEnvelope wraps products processed at the given instant.
-func NewEnvelope(products []Product, processedAt time.Time) Envelope {
-	return Envelope{products: products, processedAt: processedAt}
+// NewEnvelope records that the gateway processed a request at the instant.
+func NewEnvelope(processedAt time.Time) Envelope {
+	return Envelope{processedAt: processedAt}
 }
-
-// Products returns the wrapped products.
-func (e Envelope) Products() []Product { return e.products }
 
 // Metadata is the serviceA_metadata text: RFC 3339 in UTC, to the second.
 func (e Envelope) Metadata() string {
 	return metadataPrefix + e.processedAt.UTC().Format(time.RFC3339)
-}
-
-// MarshalJSON writes {"products":[...],"serviceA_metadata":"..."}; an empty
-// catalogue is [] and never null.
-func (e Envelope) MarshalJSON() ([]byte, error) {
-	products := e.products
-	if products == nil {
-		products = []Product{}
-	}
-	return json.Marshal(struct {
-		Products []Product `json:"products"`
-		Metadata string    `json:"serviceA_metadata"`
-	}{products, e.Metadata()})
 }

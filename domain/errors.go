@@ -7,6 +7,14 @@ import "errors"
 var (
 	// ErrInvalidProduct means a product or price broke a domain rule.
 	ErrInvalidProduct = errors.New("invalid product")
+	// ErrInvalidPage means a page does not answer its request: too many
+	// products, ids out of order or not after the cursor.
+	ErrInvalidPage = errors.New("invalid page")
+	// ErrInvalidRequest means the caller asked for something malformed,
+	// such as a page limit out of range or an id that is not a number.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrNotFound means the product asked for does not exist.
+	ErrNotFound = errors.New("not found")
 
 	// ErrTokenMissing means the request carried no bearer token.
 	ErrTokenMissing = errors.New("missing bearer token")
@@ -25,13 +33,18 @@ var (
 	// failed (connection refused, 5xx).
 	ErrUpstreamUnavailable = errors.New("upstream unavailable")
 	// ErrUpstreamBadResponse means the next hop answered with something that
-	// is not a valid product list.
+	// is not a valid answer.
 	ErrUpstreamBadResponse = errors.New("upstream returned an invalid response")
-	// ErrUpstreamTimeout means the next hop did not answer within the budget.
+	// ErrUpstreamTimeout means the next hop did not answer within the
+	// budget, or said a hop below it ran out of its own.
 	ErrUpstreamTimeout = errors.New("upstream timed out")
 
-	// ErrSourceUnavailable means the product store failed.
+	// ErrSourceUnavailable means the product store failed, or said it
+	// cannot serve for now; the caller may retry.
 	ErrSourceUnavailable = errors.New("product source unavailable")
+	// ErrSourceTimeout means the product store did not answer within the
+	// hop's budget.
+	ErrSourceTimeout = errors.New("product source timed out")
 )
 
 // Reasons a token is refused. They are bounded, so they double as metric
@@ -47,7 +60,48 @@ const (
 	ReasonMissingExpiry   = "missing_exp"
 	ReasonNotYetValid     = "not_yet_valid"
 	ReasonKeysUnavailable = "keys_unavailable"
+
+	// Reasons for the refusals that are not a bad token.
+	ReasonMissing           = "missing"
+	ReasonInsufficientScope = "insufficient_scope"
+	ReasonNotReady          = "not_ready"
 )
+
+// TokenReasons lists every reason TokenReason can return for a refusal.
+func TokenReasons() []string {
+	return []string{
+		ReasonMissing, ReasonInsufficientScope, ReasonNotReady,
+		ReasonMalformed, ReasonBadAlgorithm, ReasonUnknownKID, ReasonBadSignature,
+		ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired, ReasonMissingExpiry,
+		ReasonNotYetValid, ReasonKeysUnavailable,
+	}
+}
+
+// TokenReason names why err refused a bearer token, or returns "" when err
+// is not a token refusal. The set of answers is bounded: a TokenError whose
+// Reason is not one of the constants above counts as malformed.
+func TokenReason(err error) string {
+	var te *TokenError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrTokenMissing):
+		return ReasonMissing
+	case errors.Is(err, ErrInsufficientScope):
+		return ReasonInsufficientScope
+	case errors.Is(err, ErrVerifierNotReady):
+		return ReasonNotReady
+	case errors.As(err, &te):
+		switch te.Reason {
+		case ReasonMalformed, ReasonBadAlgorithm, ReasonUnknownKID, ReasonBadSignature,
+			ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired, ReasonMissingExpiry,
+			ReasonNotYetValid, ReasonKeysUnavailable:
+			return te.Reason
+		}
+		return ReasonMalformed
+	}
+	return ""
+}
 
 // TokenError says why a token was refused. It matches ErrTokenInvalid.
 type TokenError struct {
@@ -67,16 +121,3 @@ func (e *TokenError) Is(target error) bool { return target == ErrTokenInvalid }
 
 // Unwrap exposes the cause.
 func (e *TokenError) Unwrap() error { return e.Err }
-
-// UpstreamRejection is the next hop refusing the caller (401 or 403). The
-// gateway passes it back unchanged, so the client sees the hop's own
-// challenge and body rather than a generic error.
-type UpstreamRejection struct {
-	Status    int
-	Challenge string // the WWW-Authenticate header, if any
-	Body      []byte
-}
-
-func (e *UpstreamRejection) Error() string {
-	return "upstream refused the request"
-}

@@ -75,29 +75,26 @@ func allDigits(s string) bool {
 func (m Money) Cents() int64 { return m.cents }
 
 // String formats the amount in its shortest exact form: 1000, 19.99, 19.5.
-func (m Money) String() string {
+// It is also the amount's JSON number.
+func (m Money) String() string { return string(m.Append(nil)) }
+
+// Append appends the amount's shortest exact form to dst, without
+// allocating when dst has room: the wire encoders call it per product.
+func (m Money) Append(dst []byte) []byte {
 	units, cents := m.cents/centsPerUnit, m.cents%centsPerUnit
-	if cents == 0 {
-		return strconv.FormatInt(units, 10)
+	dst = strconv.AppendInt(dst, units, 10)
+	switch {
+	case cents == 0:
+	case cents%10 == 0:
+		dst = append(dst, '.', byte('0'+cents/10))
+	default:
+		dst = append(dst, '.', byte('0'+cents/10), byte('0'+cents%10))
 	}
-	return strings.TrimRight(fmt.Sprintf("%d.%02d", units, cents), "0")
+	return dst
 }
 
 // Decimal formats the amount with exactly MoneyScale places, as a DECIMAL
 // column expects it.
 func (m Money) Decimal() string {
 	return fmt.Sprintf("%d.%02d", m.cents/centsPerUnit, m.cents%centsPerUnit)
-}
-
-// MarshalJSON writes the amount as a JSON number with no float error.
-func (m Money) MarshalJSON() ([]byte, error) { return []byte(m.String()), nil }
-
-// UnmarshalJSON accepts only a JSON number (not a string) in plain decimal form.
-func (m *Money) UnmarshalJSON(b []byte) error {
-	parsed, err := ParseMoney(string(b))
-	if err != nil {
-		return err
-	}
-	*m = parsed
-	return nil
 }

@@ -1,7 +1,6 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
 	"unicode/utf8"
 )
@@ -50,33 +49,3 @@ func (p Product) Name() string { return p.name }
 
 // Price returns the product's price.
 func (p Product) Price() Money { return p.price }
-
-// productJSON is the wire shape shared by every hop: {"id":1,"name":"Laptop","price":1000}.
-type productJSON struct {
-	ID    *int64  `json:"id"`
-	Name  *string `json:"name"`
-	Price *Money  `json:"price"`
-}
-
-// MarshalJSON writes the wire shape.
-func (p Product) MarshalJSON() ([]byte, error) {
-	return json.Marshal(productJSON{ID: &p.id, Name: &p.name, Price: &p.price})
-}
-
-// UnmarshalJSON reads the wire shape and applies NewProduct's checks, so an
-// upstream answer with a missing or bad field is refused, not passed on.
-func (p *Product) UnmarshalJSON(b []byte) error {
-	var w productJSON
-	if err := json.Unmarshal(b, &w); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidProduct, err)
-	}
-	if w.ID == nil || w.Name == nil || w.Price == nil {
-		return fmt.Errorf("%w: product needs id, name and price", ErrInvalidProduct)
-	}
-	parsed, err := NewProduct(*w.ID, *w.Name, *w.Price)
-	if err != nil {
-		return err
-	}
-	*p = parsed
-	return nil
-}

@@ -1,6 +1,6 @@
 // Package ports declares the interfaces between trustchain's core and the
-// adapters: what the service offers (listing products) and what it needs
-// (a product source, a token verifier, a clock).
+// adapters: what the service offers (pages of products, one product) and
+// what it needs (a product source, a token verifier, a clock).
 package ports
 
 import (
@@ -10,17 +10,23 @@ import (
 	"github.com/trustchain/trustchain/domain"
 )
 
-// ProductSource lists the catalogue. The MySQL repository, the in-memory
+// ProductSource serves the catalogue. The MySQL repository, the in-memory
 // store and the HTTP client of the next hop all implement it, so a role is
-// just "serve a ProductSource" with the right adapter behind it.
+// "serve a ProductSource" with the right adapter behind it.
+//
+// Every method honours ctx: a cancelled ctx yields an error matching
+// context.Canceled (the caller gave up; nothing failed), and a passed
+// deadline one matching domain.ErrSourceTimeout or domain.ErrUpstreamTimeout
+// (the source was too slow). The credentials the caller presented, if the
+// source needs them, travel in ctx (domain.CredentialsFrom).
 type ProductSource interface {
-	// ListProducts returns every product ordered by id. An empty catalogue
-	// is an empty, non-nil slice. Cancelling ctx cancels the underlying I/O:
-	// a cancelled ctx yields an error matching context.Canceled (the caller
-	// gave up; nothing failed), while a passed deadline yields one that also
-	// matches a domain "unavailable" or "timeout" error, so the caller's
-	// answer says the source was too slow.
-	ListProducts(ctx context.Context) ([]domain.Product, error)
+	// ListProducts returns the page req asks for: products with an id
+	// after req.After(), in id order, at most req.Limit() of them, and
+	// whether more follow.
+	ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error)
+	// GetProduct returns the product with id, or an error matching
+	// domain.ErrNotFound.
+	GetProduct(ctx context.Context, id int64) (domain.Product, error)
 }
 
 // TokenVerifier checks a raw bearer token and returns who it speaks for.

@@ -58,7 +58,7 @@ func TestIssue(t *testing.T) {
 			t.Errorf("leaf lacks extended key usage %v", eku)
 		}
 	}
-	if life := leaf.NotAfter.Sub(time.Now()); life > time.Hour {
+	if life := time.Until(leaf.NotAfter); life > time.Hour {
 		t.Errorf("leaf lives %s, longer than the CA's ttl", life)
 	}
 
@@ -117,7 +117,7 @@ func TestSourceServesIssuedSVIDAndBundle(t *testing.T) {
 func TestWriteDevCerts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "certs")
 
-	paths, err := devca.WriteDevCerts(dir, "cluster.local", "shop", time.Hour)
+	paths, err := devca.WriteDevCerts(dir, "cluster.local", "shop", []string{"service-a", "service-b", "service-c"}, time.Hour)
 	if err != nil {
 		t.Fatalf("WriteDevCerts: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestWriteDevCerts(t *testing.T) {
 
 func TestWriteDevCertsReplacesFiles(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := devca.WriteDevCerts(dir, "cluster.local", "default", time.Hour); err != nil {
+	if _, err := devca.WriteDevCerts(dir, "cluster.local", "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	key := filepath.Join(dir, "service-a-key.pem")
@@ -181,7 +181,7 @@ func TestWriteDevCertsReplacesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := devca.WriteDevCerts(dir, "cluster.local", "default", time.Hour); err != nil {
+	if _, err := devca.WriteDevCerts(dir, "cluster.local", "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	info, err := os.Stat(key)
@@ -204,7 +204,7 @@ func TestWriteDevCertsRejectsBadNames(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "certs")
-			if _, err := devca.WriteDevCerts(dir, tt.td, tt.ns, time.Hour); err == nil {
+			if _, err := devca.WriteDevCerts(dir, tt.td, tt.ns, []string{"service-a"}, time.Hour); err == nil {
 				t.Fatal("WriteDevCerts succeeded")
 			}
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {

@@ -9,16 +9,12 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 )
 
-// serviceAccounts are the roles' Kubernetes service accounts, which name
-// their SPIFFE IDs and their files.
-var serviceAccounts = []string{"service-a", "service-b", "service-c"}
-
 // WriteDevCerts creates a fresh CA for trustDomain and writes into dir, in this
-// order: bundle.pem, then <sa>.pem and <sa>-key.pem for service-a, service-b
-// and service-c in namespace. It returns the paths written. Files are 0600 in
+// order: bundle.pem, then <sa>.pem and <sa>-key.pem for each service account
+// in namespace. It returns the paths written. Files are 0600 in
 // a 0700 directory because they hold private keys. Each file is replaced by a
 // rename, so a FileSource watching dir never reads a half-written file.
-func WriteDevCerts(dir string, trustDomain, namespace string, ttl time.Duration) ([]string, error) {
+func WriteDevCerts(dir, trustDomain, namespace string, serviceAccounts []string, ttl time.Duration) ([]string, error) {
 	td, err := spiffeid.TrustDomainFromString(trustDomain)
 	if err != nil {
 		return nil, fmt.Errorf("dev certs: trust domain %q: %w", trustDomain, err)

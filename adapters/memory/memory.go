@@ -37,19 +37,41 @@ func New(products ...domain.Product) *Store {
 	return &Store{products: sorted}
 }
 
-// ListProducts returns a copy of the catalogue ordered by id. A done ctx
-// fails the call as it would with a database, so callers see one behaviour
-// from every adapter: a cancelled ctx gives an error matching
-// context.Canceled; a passed deadline, one matching both
-// context.DeadlineExceeded and domain.ErrSourceUnavailable.
-func (s *Store) ListProducts(ctx context.Context) ([]domain.Product, error) {
-	if err := ctx.Err(); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("list products: %w: %w", domain.ErrSourceUnavailable, err)
-		}
-		return nil, fmt.Errorf("list products: %w", err)
+// ListProducts returns the page req asks for, found by binary search on the
+// id as an index seek would, and copied: the caller owns it.
+func (s *Store) ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error) {
+	if err := doneErr(ctx); err != nil {
+		return domain.Page{}, fmt.Errorf("list products: %w", err)
 	}
-	out := make([]domain.Product, len(s.products))
-	copy(out, s.products)
-	return out, nil
+	start, _ := slices.BinarySearchFunc(s.products, req.After()+1, func(p domain.Product, id int64) int { return cmp.Compare(p.ID(), id) })
+	end := min(start+req.Limit(), len(s.products))
+	page, err := domain.NewPage(req, slices.Clone(s.products[start:end]), end < len(s.products))
+	if err != nil {
+		return domain.Page{}, fmt.Errorf("list products: %w: %w", domain.ErrSourceUnavailable, err)
+	}
+	return page, nil
+}
+
+// GetProduct returns the product with id.
+func (s *Store) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
+	if err := doneErr(ctx); err != nil {
+		return domain.Product{}, fmt.Errorf("get product %d: %w", id, err)
+	}
+	i, found := slices.BinarySearchFunc(s.products, id, func(p domain.Product, id int64) int { return cmp.Compare(p.ID(), id) })
+	if !found {
+		return domain.Product{}, fmt.Errorf("get product %d: %w", id, domain.ErrNotFound)
+	}
+	return s.products[i], nil
+}
+
+// doneErr fails a call whose ctx is done, as a database would, so callers
+// see one behaviour from every adapter: a cancelled ctx gives an error
+// matching context.Canceled; a passed deadline, one matching both
+// context.DeadlineExceeded and domain.ErrSourceTimeout.
+func doneErr(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", domain.ErrSourceTimeout, err)
+	}
+	return err
 }

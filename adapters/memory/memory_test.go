@@ -11,8 +11,8 @@ import (
 )
 
 func TestStoreContract(t *testing.T) {
-	storetest.RunProductSourceContract(t, func(_ testing.TB, products []domain.Product) ports.ProductSource {
-		return memory.New(products...)
+	storetest.RunProductSourceContract(t, func(_ testing.TB, products []domain.Product) (ports.ProductSource, context.Context) {
+		return memory.New(products...), context.Background()
 	})
 }
 
@@ -20,13 +20,9 @@ func TestNew(t *testing.T) {
 	tests := []struct {
 		name     string
 		products []domain.Product
-		wantJSON string
+		want     string
 	}{
-		{
-			name:     "no products",
-			products: nil,
-			wantJSON: `[]`,
-		},
+		{name: "no products", products: nil, want: ``},
 		{
 			name: "a later product replaces an earlier one with the same id",
 			products: []domain.Product{
@@ -34,17 +30,14 @@ func TestNew(t *testing.T) {
 				storetest.Product(t, 1, "old", 100),
 				storetest.Product(t, 1, "new", 250),
 			},
-			wantJSON: `[{"id":1,"name":"new","price":2.5},{"id":2,"name":"b","price":1}]`,
+			want: `1 "new" 2.5; 2 "b" 1`,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := memory.New(tt.products...).ListProducts(context.Background())
-			if err != nil {
-				t.Fatalf("ListProducts: %v", err)
-			}
-			if g := storetest.MarshalJSON(t, got); g != tt.wantJSON {
-				t.Errorf("ListProducts = %s, want %s", g, tt.wantJSON)
+			page := storetest.List(t, context.Background(), memory.New(tt.products...), 0, 10)
+			if got := storetest.Text(page.Products()); got != tt.want {
+				t.Errorf("ListProducts = %s, want %s", got, tt.want)
 			}
 		})
 	}
@@ -55,11 +48,8 @@ func TestNewCopiesItsInput(t *testing.T) {
 	store := memory.New(products...)
 	products[0] = storetest.Product(t, 1, "changed after New", 1)
 
-	got, err := store.ListProducts(context.Background())
-	if err != nil {
-		t.Fatalf("ListProducts: %v", err)
-	}
-	if g, want := storetest.MarshalJSON(t, got), storetest.MarshalJSON(t, domain.SampleCatalogue()); g != want {
-		t.Errorf("ListProducts = %s, want %s", g, want)
+	page := storetest.List(t, context.Background(), store, 0, 10)
+	if got, want := storetest.Text(page.Products()), storetest.Text(domain.SampleCatalogue()); got != want {
+		t.Errorf("ListProducts = %s, want %s", got, want)
 	}
 }

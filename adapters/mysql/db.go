@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -59,16 +60,28 @@ func (p PoolConfig) withDefaults() (PoolConfig, error) {
 	return p, nil
 }
 
-// DB is an open connection pool to the catalogue database.
+// DB is a connection pool to the catalogue database.
 type DB struct {
 	bun    *bun.DB
 	dbName string // the schema the DSN names; scopes the migration lock
+	addr   string // host:port of the server
 }
 
-// Open connects to the database the DSN names (go-sql-driver's format,
-// user:password@tcp(host:port)/dbname?param=value) and pings it with ctx.
-// parseTime is always on: bun/migrate scans DATETIME columns into time.Time.
-func Open(ctx context.Context, dsn string, pool PoolConfig) (*DB, error) {
+// Defaults for the DSN's own timeouts, each kept when the DSN sets it: a
+// server that accepts TCP and then says nothing must not hold a connection,
+// or a caller without a deadline, forever.
+const (
+	defaultDialTimeout  = 5 * time.Second
+	defaultReadTimeout  = 60 * time.Second
+	defaultWriteTimeout = 30 * time.Second
+)
+
+// Open prepares a pool for the database the DSN names (go-sql-driver's
+// format, user:password@tcp(host:port)/dbname?param=value). It does no I/O:
+// Connect does, under a deadline, so a server that is down or silent never
+// blocks the process from serving its admin port or stopping. parseTime is
+// always on: bun/migrate scans DATETIME columns into time.Time.
+func Open(dsn string, pool PoolConfig) (*DB, error) {
 	cfg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open mysql: %w", err)
@@ -83,6 +96,15 @@ func Open(ctx context.Context, dsn string, pool PoolConfig) (*DB, error) {
 		return nil, fmt.Errorf("open mysql: %w", err)
 	}
 	cfg.ParseTime = true
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultDialTimeout
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = defaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = defaultWriteTimeout
+	}
 
 	connector, err := gomysql.NewConnector(cfg)
 	if err != nil {
@@ -93,13 +115,54 @@ func Open(ctx context.Context, dsn string, pool PoolConfig) (*DB, error) {
 	sqldb.SetMaxIdleConns(pool.MaxIdleConns)
 	sqldb.SetConnMaxLifetime(pool.ConnMaxLifetime)
 	sqldb.SetConnMaxIdleTime(pool.ConnMaxIdleTime)
+	return &DB{bun: bun.NewDB(sqldb, dialect{mysqldialect.New()}), dbName: cfg.DBName, addr: cfg.Addr}, nil
+}
 
-	db := &DB{bun: bun.NewDB(sqldb, mysqldialect.New()), dbName: cfg.DBName}
-	if err := db.bun.PingContext(ctx); err != nil {
-		_ = sqldb.Close()
-		return nil, fmt.Errorf("open mysql: ping: %w", err)
+// dialect is bun's MySQL dialect without its version probe. bun runs that
+// probe when the pool is made, with no deadline, and prints a plain-text
+// line when it fails; what it unlocks (MariaDB's RETURNING) is not used
+// here. Connect asks the server's version itself, under a deadline.
+type dialect struct{ *mysqldialect.Dialect }
+
+func (dialect) Init(*sql.DB) {}
+
+// Connect checks, within ctx, that the server answers, and returns its
+// version.
+func (db *DB) Connect(ctx context.Context) (string, error) {
+	var version string
+	if err := db.bun.DB.QueryRowContext(ctx, "SELECT version()").Scan(&version); err != nil {
+		return "", fmt.Errorf("connect to mysql at %s: %w", db.addr, err)
 	}
-	return db, nil
+	return version, nil
+}
+
+// WithQueryHooks returns the pool with hooks around every query (metrics,
+// tracing); nil hooks are skipped.
+func (db *DB) WithQueryHooks(hooks ...bun.QueryHook) *DB {
+	out := *db
+	for _, h := range hooks {
+		if h != nil {
+			out.bun = out.bun.WithQueryHook(h)
+		}
+	}
+	return &out
+}
+
+// Name is the schema the DSN names; Addr the server's host:port.
+func (db *DB) Name() string { return db.dbName }
+func (db *DB) Addr() string { return db.addr }
+
+// RouteDriverLogs sends go-sql-driver's own log lines (dropped connections,
+// packet errors) to log instead of stderr's plain text. The driver has one
+// logger for the whole process.
+func RouteDriverLogs(log *slog.Logger) {
+	_ = gomysql.SetLogger(driverLogger{log})
+}
+
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Warn("mysql driver", slog.String("error", strings.TrimSpace(fmt.Sprint(v...))))
 }
 
 // parseDSN parses dsn without ever putting its password in an error: the

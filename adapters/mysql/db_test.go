@@ -2,7 +2,9 @@ package mysql_test
 
 import (
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,10 +50,13 @@ func TestOpenKeepsPasswordOutOfErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			db, err := mysql.Open(ctx, tt.dsn, mysql.PoolConfig{})
+			db, err := mysql.Open(tt.dsn, mysql.PoolConfig{})
 			if err == nil {
+				_, err = db.Connect(ctx)
 				_ = db.Close()
-				t.Fatal("Open succeeded; want an error")
+			}
+			if err == nil {
+				t.Fatal("Open and Connect succeeded; want an error")
 			}
 			for _, secret := range tt.secrets {
 				if strings.Contains(err.Error(), secret) {
@@ -65,7 +70,7 @@ func TestOpenKeepsPasswordOutOfErrors(t *testing.T) {
 // TestOpenExplainsDSNWithoutPassword: with no password to hide, the driver's
 // own reason is the most useful thing to show.
 func TestOpenExplainsDSNWithoutPassword(t *testing.T) {
-	_, err := mysql.Open(context.Background(), "app@tcp(127.0.0.1:1)/shop?parseTime=maybe", mysql.PoolConfig{})
+	_, err := mysql.Open("app@tcp(127.0.0.1:1)/shop?parseTime=maybe", mysql.PoolConfig{})
 	if err == nil || !strings.Contains(err.Error(), "maybe") {
 		t.Errorf("Open error = %v, want the driver's reason naming the bad value", err)
 	}
@@ -113,7 +118,7 @@ func TestOpen(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					if db, err := mysql.Open(ctx, tt.dsn, tt.pool); err == nil {
+					if db, err := mysql.Open(tt.dsn, tt.pool); err == nil {
 						_ = db.Close()
 						t.Error("Open succeeded; want an error")
 					}
@@ -132,7 +137,7 @@ func TestOpen(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					db, err := mysql.Open(ctx, dsn, tt.pool)
+					db, err := mysql.Open(dsn, tt.pool)
 					if err != nil {
 						t.Fatalf("Open: %v", err)
 					}
@@ -145,9 +150,12 @@ func TestOpen(t *testing.T) {
 		})
 
 		t.Run("ping", func(t *testing.T) {
-			db, err := mysql.Open(ctx, dsn, mysql.PoolConfig{})
+			db, err := mysql.Open(dsn, mysql.PoolConfig{})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
+			}
+			if version, err := db.Connect(ctx); err != nil || version == "" {
+				t.Errorf("Connect = %q, %v; want the server's version", version, err)
 			}
 			if err := db.Ping(ctx); err != nil {
 				t.Errorf("Ping on an open pool: %v", err)
@@ -159,5 +167,83 @@ func TestOpen(t *testing.T) {
 				t.Error("Ping on a closed pool succeeded; want an error")
 			}
 		})
+	})
+}
+
+// silentServer accepts TCP connections and never says a word, as a MySQL
+// stuck behind a broken proxy would. It returns its address.
+func silentServer(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+func TestSilentServerCannotHang(t *testing.T) {
+	addr := silentServer(t)
+	t.Run("Open does no I/O", func(t *testing.T) {
+		start := time.Now()
+		db, err := mysql.Open("app:pw@tcp("+addr+")/shop", mysql.PoolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if took := time.Since(start); took > time.Second {
+			t.Fatalf("Open took %v against a silent server", took)
+		}
+	})
+	t.Run("Connect gives up at the deadline", func(t *testing.T) {
+		db, err := mysql.Open("app:pw@tcp("+addr+")/shop", mysql.PoolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, err := db.Connect(ctx); err == nil {
+			t.Fatal("Connect to a silent server succeeded")
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Fatalf("Connect took %v past its 300ms deadline", took)
+		}
+	})
+	t.Run("the DSN's own timeouts win", func(t *testing.T) {
+		// No deadline on the context at all: only the DSN bounds the call.
+		db, err := mysql.Open("app:pw@tcp("+addr+")/shop?readTimeout=300ms&timeout=300ms", mysql.PoolConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		start := time.Now()
+		if _, err := db.Connect(context.Background()); err == nil {
+			t.Fatal("Connect to a silent server succeeded")
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("Connect took %v; the DSN's 300ms read timeout was not kept", took)
+		}
 	})
 }

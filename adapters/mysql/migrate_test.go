@@ -11,14 +11,19 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/mysql"
 	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/migrations"
 )
 
 // TestMigrations walks one schema through up, up again, down, down again and
 // up, checking after each step what exists and what MigrateStatus says.
 func TestMigrations(t *testing.T) {
-	const name = "20250701000000_create_products"
-	pending := regexp.MustCompile(`^pending  ` + name + `\n$`)
-	applied := regexp.MustCompile(`^applied  ` + name + `  group 1  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n$`)
+	names := []string{"20250701000000_create_products", "20251201000000_products_id_auto_increment"}
+	var pendingRE, appliedRE string
+	for _, name := range names {
+		pendingRE += `pending  ` + name + `\n`
+		appliedRE += `applied  ` + name + `  group 1  \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n`
+	}
+	pending, applied := regexp.MustCompile(`^`+pendingRE+`$`), regexp.MustCompile(`^`+appliedRE+`$`)
 
 	forEachTarget(t, func(t *testing.T, tg target) {
 		db := freshDB(t, tg.dsn)
@@ -85,8 +90,12 @@ func TestMigrateUpFromReplicas(t *testing.T) {
 		if err := dbs[0].Bun().QueryRowContext(context.Background(), "SELECT COUNT(*) FROM bun_migrations").Scan(&records); err != nil {
 			t.Fatalf("count migration records: %v", err)
 		}
-		if records != 1 {
-			t.Errorf("bun_migrations has %d records after %d replicas migrated, want 1", records, replicas)
+		ms, err := migrations.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := len(ms.Sorted()); records != want {
+			t.Errorf("bun_migrations has %d records after %d replicas migrated, want %d", records, replicas, want)
 		}
 	})
 }

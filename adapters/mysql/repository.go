@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -34,40 +35,104 @@ func NewRepository(db *DB) *Repository {
 	return &Repository{db: db.bun}
 }
 
-// ListProducts returns every product ordered by id. When ctx is done the
-// query is cancelled: a cancelled ctx gives an error matching
-// context.Canceled and nothing else, since the caller gave up and the store
-// did not fail; a passed deadline gives one matching both
-// context.DeadlineExceeded and domain.ErrSourceUnavailable, since the store
-// did not answer within the budget. Every other failure, including a row
-// that breaks a domain rule, matches domain.ErrSourceUnavailable.
-func (r *Repository) ListProducts(ctx context.Context) ([]domain.Product, error) {
-	var rows []productRow
-	err := r.db.NewSelect().Model(&rows).Order("id").Scan(ctx)
+// ListProducts reads the page req asks for with an index seek on the
+// primary key (WHERE id > after ORDER BY id LIMIT n+1), never OFFSET, so a
+// deep page costs what the first does. The extra row says whether more
+// follow. Errors follow the port: a cancelled ctx gives context.Canceled
+// alone, a passed deadline domain.ErrSourceTimeout, anything else
+// (including a row that breaks a domain rule) domain.ErrSourceUnavailable.
+func (r *Repository) ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error) {
+	rows, err := r.db.NewSelect().
+		Model((*productRow)(nil)).
+		Column("id", "name", "price").
+		Where("id > ?", req.After()).
+		Order("id").
+		Limit(int64(req.Limit()) + 1).
+		Rows(ctx)
 	if err != nil {
-		// The driver's own error for a cancelled query varies (the context's
-		// error, or a closed connection), so ctx is the judge.
-		switch ctxErr := ctx.Err(); {
-		case errors.Is(ctxErr, context.Canceled):
-			return nil, fmt.Errorf("list products: %w", ctxErr)
-		case ctxErr != nil:
-			return nil, fmt.Errorf("list products: %w: %w", domain.ErrSourceUnavailable, ctxErr)
-		default:
-			// %v, not %w: callers act on the domain error, and driver
-			// errors stay an implementation detail of this adapter.
-			return nil, fmt.Errorf("list products: %w: %v", domain.ErrSourceUnavailable, err)
-		}
+		return domain.Page{}, fmt.Errorf("list products: %w", storeError(ctx, err))
 	}
-
-	products := make([]domain.Product, 0, len(rows))
-	for _, row := range rows {
-		p, err := domain.UnmarshalProductFromStore(row.ID, row.Name, row.Price)
+	defer rows.Close()
+	products := make([]domain.Product, 0, min(req.Limit()+1, 256))
+	for rows.Next() {
+		p, err := scanProduct(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list products: %w: %v", domain.ErrSourceUnavailable, err)
+			return domain.Page{}, fmt.Errorf("list products: %w", storeError(ctx, err))
 		}
 		products = append(products, p)
 	}
-	return products, nil
+	if err := rows.Err(); err != nil {
+		return domain.Page{}, fmt.Errorf("list products: %w", storeError(ctx, err))
+	}
+	more := len(products) > req.Limit()
+	if more {
+		products = products[:req.Limit()]
+	}
+	page, err := domain.NewPage(req, products, more)
+	if err != nil {
+		return domain.Page{}, fmt.Errorf("list products: %w: %v", domain.ErrSourceUnavailable, err)
+	}
+	return page, nil
+}
+
+// GetProduct reads one row by primary key.
+func (r *Repository) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
+	rows, err := r.db.NewSelect().
+		Model((*productRow)(nil)).
+		Column("id", "name", "price").
+		Where("id = ?", id).
+		Rows(ctx)
+	if err != nil {
+		return domain.Product{}, fmt.Errorf("get product %d: %w", id, storeError(ctx, err))
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return domain.Product{}, fmt.Errorf("get product %d: %w", id, storeError(ctx, err))
+		}
+		return domain.Product{}, fmt.Errorf("get product %d: %w", id, domain.ErrNotFound)
+	}
+	p, err := scanProduct(rows)
+	if err != nil {
+		return domain.Product{}, fmt.Errorf("get product %d: %w", id, storeError(ctx, err))
+	}
+	return p, nil
+}
+
+// scanProduct reads one row into a product. The price arrives as the
+// DECIMAL's own text and never passes through float64.
+func scanProduct(rows *sql.Rows) (domain.Product, error) {
+	var (
+		id    int64
+		name  string
+		price sql.RawBytes
+	)
+	if err := rows.Scan(&id, &name, &price); err != nil {
+		return domain.Product{}, err
+	}
+	p, err := domain.UnmarshalProductFromStore(id, name, string(price))
+	if err != nil {
+		return domain.Product{}, fmt.Errorf("%w: %v", domain.ErrSourceUnavailable, err)
+	}
+	return p, nil
+}
+
+// storeError maps a failed query to the port's errors. The driver's own
+// error for a cancelled query varies (the context's error, or a closed
+// connection), so ctx is the judge.
+func storeError(ctx context.Context, err error) error {
+	switch ctxErr := ctx.Err(); {
+	case errors.Is(ctxErr, context.Canceled):
+		return ctxErr
+	case ctxErr != nil:
+		return fmt.Errorf("%w: %w", domain.ErrSourceTimeout, ctxErr)
+	case errors.Is(err, domain.ErrSourceUnavailable):
+		return err
+	default:
+		// %v, not %w: callers act on the domain error, and driver errors
+		// stay an implementation detail of this adapter.
+		return fmt.Errorf("%w: %v", domain.ErrSourceUnavailable, err)
+	}
 }
 
 // InsertProducts writes products, replacing the name and price of any that

@@ -16,26 +16,28 @@ import (
 
 func TestRepositoryContract(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
-		storetest.RunProductSourceContract(t, func(tb testing.TB, products []domain.Product) ports.ProductSource {
+		storetest.RunProductSourceContract(t, func(tb testing.TB, products []domain.Product) (ports.ProductSource, context.Context) {
 			db := migratedDB(tb, tg.dsn)
 			if err := db.InsertProducts(context.Background(), products...); err != nil {
 				tb.Fatalf("InsertProducts: %v", err)
 			}
-			return mysql.NewRepository(db)
+			return mysql.NewRepository(db), context.Background()
 		})
 	})
 }
 
 // TestListProductsRefusesBadRows covers rows the schema accepts but the
 // domain does not: they must fail the call, never reach a caller or panic.
+// Rows whose id is not positive lie before every cursor, so no page ever
+// reads them.
 func TestListProductsRefusesBadRows(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		tests := []struct {
-			name string
-			row  string
+			name    string
+			row     string
+			wantErr bool
 		}{
-			{name: "empty name", row: "(100, '', 1.00)"},
-			{name: "zero id", row: "(0, 'Laptop', 1.00)"},
+			{name: "empty name", row: "(100, '', 1.00)", wantErr: true},
 			{name: "negative id", row: "(-7, 'Laptop', 1.00)"},
 		}
 		for _, tt := range tests {
@@ -46,20 +48,24 @@ func TestListProductsRefusesBadRows(t *testing.T) {
 				}
 				exec(t, db, "INSERT INTO products (id, name, price) VALUES "+tt.row)
 
-				got, err := mysql.NewRepository(db).ListProducts(context.Background())
+				got, err := mysql.NewRepository(db).ListProducts(context.Background(), firstPage(t))
+				if !tt.wantErr {
+					if err != nil || storetest.Text(got.Products()) != storetest.Text(domain.SampleCatalogue()) {
+						t.Fatalf("ListProducts = %s, %v; want the sample catalogue alone", storetest.Text(got.Products()), err)
+					}
+					return
+				}
 				if !errors.Is(err, domain.ErrSourceUnavailable) {
 					t.Fatalf("ListProducts error = %v, want one matching ErrSourceUnavailable", err)
 				}
-				if got != nil {
-					t.Errorf("ListProducts returned %d products with an error; want none", len(got))
+				if got.Products() != nil {
+					t.Errorf("ListProducts returned %d products with an error; want none", len(got.Products()))
 				}
 			})
 		}
 	})
 }
 
-// TestSchemaRefusesBadRows proves the migration's constraints hold on each
-// engine, so the domain check above is a second line, not the only one.
 func TestSchemaRefusesBadRows(t *testing.T) {
 	forEachTarget(t, func(t *testing.T, tg target) {
 		db := migratedDB(t, tg.dsn)
@@ -128,10 +134,10 @@ func TestListProductsCancelsRunningQuery(t *testing.T) {
 				defer cancel()
 
 				start := time.Now()
-				got, err := mysql.NewRepository(db).ListProducts(ctx)
+				_, err := mysql.NewRepository(db).ListProducts(ctx, firstPage(t))
 				elapsed := time.Since(start)
 
-				storetest.CheckDoneContext(t, got, err, tt.wantErr)
+				storetest.CheckDoneContext(t, err, tt.wantErr)
 				if elapsed >= slow/2 {
 					t.Errorf("ListProducts returned after %v; the query was not cancelled", elapsed)
 				}
@@ -155,12 +161,9 @@ func TestInsertProductsReplacesExisting(t *testing.T) {
 			}
 		}
 
-		got, err := mysql.NewRepository(db).ListProducts(ctx)
-		if err != nil {
-			t.Fatalf("ListProducts: %v", err)
-		}
-		want := `[{"id":1,"name":"Laptop Pro","price":1500.5},{"id":2,"name":"Mouse","price":25}]`
-		if g := storetest.MarshalJSON(t, got); g != want {
+		got := storetest.List(t, ctx, mysql.NewRepository(db), 0, 10)
+		want := `1 "Laptop Pro" 1500.5; 2 "Mouse" 25`
+		if g := storetest.Text(got.Products()); g != want {
 			t.Errorf("ListProducts = %s, want %s", g, want)
 		}
 	})
@@ -183,11 +186,8 @@ func TestSeedTwice(t *testing.T) {
 		if rows != len(domain.SampleCatalogue()) {
 			t.Errorf("products has %d rows after seeding twice, want %d", rows, len(domain.SampleCatalogue()))
 		}
-		got, err := mysql.NewRepository(db).ListProducts(ctx)
-		if err != nil {
-			t.Fatalf("ListProducts: %v", err)
-		}
-		if g, want := storetest.MarshalJSON(t, got), storetest.MarshalJSON(t, domain.SampleCatalogue()); g != want {
+		got := storetest.List(t, ctx, mysql.NewRepository(db), 0, 10)
+		if g, want := storetest.Text(got.Products()), storetest.Text(domain.SampleCatalogue()); g != want {
 			t.Errorf("ListProducts = %s, want %s", g, want)
 		}
 	})
@@ -207,15 +207,46 @@ func BenchmarkListProducts(b *testing.B) {
 		b.Fatalf("InsertProducts: %v", err)
 	}
 	repo := mysql.NewRepository(db)
+	req, err := domain.NewPageRequest(0, len(products))
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	b.ReportAllocs()
 	for b.Loop() {
-		got, err := repo.ListProducts(ctx)
+		got, err := repo.ListProducts(ctx, req)
 		if err != nil {
 			b.Fatalf("ListProducts: %v", err)
 		}
-		if len(got) != len(products) {
-			b.Fatalf("ListProducts returned %d products, want %d", len(got), len(products))
+		if len(got.Products()) != len(products) {
+			b.Fatalf("ListProducts returned %d products, want %d", len(got.Products()), len(products))
 		}
 	}
+}
+
+func firstPage(tb testing.TB) domain.PageRequest {
+	tb.Helper()
+	req, err := domain.NewPageRequest(0, 100)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return req
+}
+
+func TestInsertWithoutAnIDTakesTheNext(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		db := migratedDB(t, tg.dsn)
+		ctx := context.Background()
+		if err := db.Seed(ctx); err != nil {
+			t.Fatal(err)
+		}
+		exec(t, db, "INSERT INTO products (name, price) VALUES ('Mouse', 19.99)")
+		p, err := mysql.NewRepository(db).GetProduct(ctx, 4)
+		if err != nil {
+			t.Fatalf("the operator's product did not get id 4: %v", err)
+		}
+		if got := storetest.Text([]domain.Product{p}); got != `4 "Mouse" 19.99` {
+			t.Errorf("inserted product = %s", got)
+		}
+	})
 }

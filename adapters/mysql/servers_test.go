@@ -52,7 +52,7 @@ func freshDB(tb testing.TB, dsn string) *mysql.DB {
 // open is mysql.Open with the default pool, closed when the test ends.
 func open(tb testing.TB, dsn string) *mysql.DB {
 	tb.Helper()
-	db, err := mysql.Open(context.Background(), dsn, mysql.PoolConfig{})
+	db, err := mysql.Open(dsn, mysql.PoolConfig{})
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}

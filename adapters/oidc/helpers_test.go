@@ -38,6 +38,8 @@ type testIssuer struct {
 	discoveryHits, jwksHits atomic.Int64
 	discoveryMode, jwksMode atomic.Int32
 	jwksOverride            atomic.Pointer[[]byte] // served instead of the real JWKS
+	discoveryOverride       atomic.Pointer[[]byte] // served instead of the real discovery document
+	jwksRedirect            atomic.Pointer[string] // a 302 to this URL instead of the JWKS
 	release                 chan struct{}          // closed at cleanup to free hung requests
 }
 
@@ -77,9 +79,18 @@ func (ti *testIssuer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/.well-known/openid-configuration":
 		ti.discoveryHits.Add(1)
 		mode = ti.discoveryMode.Load()
+		if body := ti.discoveryOverride.Load(); body != nil && mode == serve {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(*body)
+			return
+		}
 	case "/.well-known/jwks.json":
 		ti.jwksHits.Add(1)
 		mode = ti.jwksMode.Load()
+		if to := ti.jwksRedirect.Load(); to != nil && r.URL.RawQuery == "" {
+			http.Redirect(w, r, *to, http.StatusFound)
+			return
+		}
 		if body := ti.jwksOverride.Load(); body != nil && mode == serve {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(*body)
@@ -236,8 +247,9 @@ func startVerifier(tb testing.TB, cfg oidc.Config) *oidc.Verifier {
 	return v
 }
 
-// runVerifier starts Run without waiting for readiness, and checks at
-// cleanup that Run returned nil once cancelled.
+// runVerifier brings the verifier up the way the service does, retrying
+// Start until it succeeds and then refreshing, without waiting for
+// readiness; everything stops when the test ends.
 func runVerifier(tb testing.TB, cfg oidc.Config) *oidc.Verifier {
 	tb.Helper()
 	v, err := oidc.New(cfg)
@@ -245,18 +257,26 @@ func runVerifier(tb testing.TB, cfg oidc.Config) *oidc.Verifier {
 		tb.Fatalf("oidc.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for v.Start(ctx) != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		v.Refresh(ctx)
+	}()
 	tb.Cleanup(func() {
 		cancel()
 		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("Run returned %v after cancel, want nil", err)
-			}
+		case <-done:
 		case <-time.After(10 * time.Second):
-			tb.Error("Run did not return within 10s of cancel")
+			tb.Error("Start or Refresh did not return within 10s of cancel")
 		}
+		v.Close()
 	})
 	return v
 }

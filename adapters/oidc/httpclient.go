@@ -2,65 +2,49 @@ package oidc
 
 import (
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 )
 
+// maxRedirects bounds the same-origin redirects discovery and the JWKS may
+// take.
+const maxRedirects = 3
+
 // newHTTPClient copies base (never http.DefaultClient, whose settings other
-// code may change) and bounds every call: the whole exchange by timeout and
-// the response body by maxBytes. Bounding at the transport covers go-oidc's
-// discovery request too, which reads its body with io.ReadAll.
-func newHTTPClient(base *http.Client, timeout time.Duration, maxBytes int64) *http.Client {
+// code may change), bounds every call by timeout, and refuses any redirect
+// that leaves the origin it started from or downgrades to http: whoever
+// answers the JWKS URL decides which tokens pass, so the path to it must
+// not be steerable by a redirect.
+func newHTTPClient(base *http.Client, timeout time.Duration) *http.Client {
 	var c http.Client
 	if base != nil {
 		c = *base
 	}
-	transport := c.Transport
-	if transport == nil {
-		transport = http.DefaultTransport.(*http.Transport).Clone()
+	if c.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxResponseHeaderBytes = 64 << 10
+		c.Transport = t
 	}
-	c.Transport = cappedTransport{base: transport, maxBytes: maxBytes}
 	c.Timeout = timeout
+	c.CheckRedirect = sameOriginRedirect
 	return &c
 }
 
-type cappedTransport struct {
-	base     http.RoundTripper
-	maxBytes int64
+var errRedirect = errors.New("redirect refused")
+
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > maxRedirects {
+		return fmt.Errorf("%w: more than %d redirects", errRedirect, maxRedirects)
+	}
+	if !sameOrigin(req.URL, via[0].URL) {
+		return fmt.Errorf("%w: %s redirected to another origin %s", errRedirect, via[0].URL.Redacted(), req.URL.Redacted())
+	}
+	return nil
 }
 
-func (t cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &cappedBody{ReadCloser: resp.Body, remaining: t.maxBytes}
-	return resp, nil
+// sameOrigin compares scheme, host and port, so https to http is refused too.
+func sameOrigin(a, b *url.URL) bool {
+	return a.Scheme == b.Scheme && a.Hostname() == b.Hostname() && a.Port() == b.Port()
 }
-
-// cappedBody fails, rather than truncates, past the limit: a cut-off JWKS
-// could otherwise parse as a smaller, wrong key set.
-type cappedBody struct {
-	io.ReadCloser
-	remaining int64
-}
-
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.remaining < 0 {
-		return 0, errBodyTooLarge
-	}
-	// Read one byte past the limit so an exactly full body still succeeds
-	// and a larger one is detected.
-	if int64(len(p)) > b.remaining+1 {
-		p = p[:b.remaining+1]
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.remaining -= int64(n)
-	if b.remaining < 0 {
-		return n + int(b.remaining), errBodyTooLarge
-	}
-	return n, err
-}
-
-var errBodyTooLarge = errors.New("response body exceeds the size limit")

@@ -2,15 +2,21 @@ package oidc
 
 import (
 	"context"
+	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/trustchain/trustchain/domain"
 )
@@ -28,59 +34,96 @@ const (
 
 // keySet is the oidc.KeySet behind the verifier. Unlike go-oidc's
 // RemoteKeySet, which refetches the JWKS after every failed signature check,
-// it looks keys up by kid in a cache and goes to the network only for a kid
-// it has never seen, at most once per minInterval, with concurrent callers
-// sharing one fetch. A bad signature under a known kid costs no request, so
-// forged tokens cannot be turned into a flood against the issuer.
+// it looks keys up by kid and goes to the network only for a kid it has
+// never seen, at most once per minInterval, with concurrent callers sharing
+// one fetch. A bad signature under a known kid costs no request, so forged
+// tokens cannot be turned into a flood against the issuer.
 type keySet struct {
 	jwksURL     string
 	client      *http.Client
 	timeout     time.Duration
+	maxBytes    int64
 	minInterval time.Duration
 	now         func() time.Time
 	onRefresh   func(string)
-	// base bounds every fetch's lifetime (Run's context), so a fetch outlives
-	// the caller that triggered it but not the verifier.
+	// base bounds every fetch's lifetime, so a fetch outlives the caller
+	// that triggered it but not the verifier.
 	base context.Context
 
-	mu        sync.Mutex
-	keys      map[string]*rsa.PublicKey // by kid; replaced whole on each fetch
-	lastFetch time.Time                 // start of the latest fetch, for the rate bound
-	inflight  *fetchCall
+	keys  atomic.Pointer[map[string]*rsa.PublicKey] // by kid; replaced whole on each fetch
+	fetch singleflight.Group
+
+	mu       sync.Mutex
+	fetching bool      // a fetch is in flight
+	lastAt   time.Time // start of the latest fetch, for the rate bound
 }
 
-type fetchCall struct {
-	done chan struct{}
-	err  error // set before done is closed
+// current returns the trusted key for kid without any I/O. Keys that did
+// not change across refreshes keep their identity, so a cached verdict can
+// check that the key which signed it is still published.
+func (k *keySet) current(kid string) *rsa.PublicKey {
+	if m := k.keys.Load(); m != nil {
+		return (*m)[kid]
+	}
+	return nil
 }
 
-// VerifySignature implements oidc.KeySet. go-oidc flattens the error it
-// returns into a string, so the typed refusal is also left in the call's
-// verifyCall for Verify to report.
+// VerifySignature implements oidc.KeySet. go-oidc has already parsed raw
+// with go-jose and enforced RS256 and a single signature; it keeps that
+// parse to itself, so rather than parse the token a second time this checks
+// the RS256 signature over the compact form's signing input directly, and
+// reads only the header's kid. Anything that is not plain compact
+// serialization fails here and is refused.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
 	call := callFrom(ctx)
-	jws := call.jws
-	if jws == nil {
-		// Only reached if someone calls the key set directly; Verify always
-		// passes the token it already parsed.
-		var err error
-		if jws, err = jose.ParseSignedCompact(raw, allowedAlgs); err != nil {
-			return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: err})
-		}
+	header, rest, ok := strings.Cut(raw, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(sig, ".") {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token is not compact serialization")})
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token must carry exactly one signature")})
+	kid, err := headerKID(header)
+	if err != nil {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: err})
 	}
-	key, refusal := k.key(ctx, jws.Signatures[0].Header.KeyID)
+	key, refusal := k.key(ctx, kid)
 	if refusal != nil {
 		return nil, call.fail(refusal)
 	}
-	payload, err := jws.Verify(key)
+	signature, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("signature: %w", err)})
+	}
+	h := sha256.New()
+	h.Write([]byte(raw[:len(header)+1+len(payload)]))
+	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, h.Sum(nil), signature); err != nil {
 		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonBadSignature, Err: err})
 	}
-	call.payload = payload
-	return payload, nil
+	body, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("payload: %w", err)})
+	}
+	call.kid, call.key, call.payload = kid, key, body
+	return body, nil
+}
+
+// headerKID reads the kid of a JOSE header, insisting on RS256 again so
+// this check never rests on the caller's alone.
+func headerKID(segment string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(segment)
+	if err != nil {
+		return "", fmt.Errorf("header: %w", err)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return "", fmt.Errorf("header: %w", err)
+	}
+	if h.Alg != string(jose.RS256) {
+		return "", fmt.Errorf("header: alg %q is not RS256", h.Alg)
+	}
+	return h.Kid, nil
 }
 
 // key returns the trusted key for kid, refetching the JWKS only for an
@@ -91,85 +134,80 @@ func (k *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, *domain.T
 		// and trying every key would only make forgeries cheaper to test.
 		return nil, &domain.TokenError{Reason: domain.ReasonUnknownKID, Err: errors.New("token has no kid header")}
 	}
-	k.mu.Lock()
-	if key, ok := k.keys[kid]; ok {
-		k.mu.Unlock()
+	if key := k.current(kid); key != nil {
 		return key, nil
 	}
-	call := k.inflight
-	if call == nil {
-		if k.now().Sub(k.lastFetch) < k.minInterval {
-			k.mu.Unlock()
-			k.report(refreshRateLimited)
-			return nil, &domain.TokenError{Reason: domain.ReasonUnknownKID, Err: errors.New("kid not in the key set; refetch rate-limited")}
-		}
-		call = k.startFetchLocked()
+	k.mu.Lock()
+	if !k.fetching && k.now().Sub(k.lastAt) < k.minInterval {
+		k.mu.Unlock()
+		k.report(refreshRateLimited)
+		return nil, &domain.TokenError{Reason: domain.ReasonUnknownKID, Err: errors.New("kid not in the key set; refetch rate-limited")}
 	}
+	done := k.startOrJoinLocked()
 	k.mu.Unlock()
-
-	if err := k.wait(ctx, call); err != nil {
+	if err := wait(ctx, done); err != nil {
 		return nil, &domain.TokenError{Reason: domain.ReasonKeysUnavailable, Err: err}
 	}
-	k.mu.Lock()
-	key, ok := k.keys[kid]
-	k.mu.Unlock()
-	if !ok {
-		return nil, &domain.TokenError{Reason: domain.ReasonUnknownKID, Err: errors.New("kid not in the refreshed key set")}
+	if key := k.current(kid); key != nil {
+		return key, nil
 	}
-	return key, nil
+	return nil, &domain.TokenError{Reason: domain.ReasonUnknownKID, Err: errors.New("kid not in the refreshed key set")}
 }
 
-// refresh fetches the JWKS now, joining a fetch already in flight, and
+// refresh fetches the JWKS now, joining a fetch already in flight. It
 // ignores the rate bound: it is the periodic refresh and the initial load.
 func (k *keySet) refresh(ctx context.Context) error {
 	k.mu.Lock()
-	call := k.inflight
-	if call == nil {
-		call = k.startFetchLocked()
-	}
+	done := k.startOrJoinLocked()
 	k.mu.Unlock()
-	return k.wait(ctx, call)
+	return wait(ctx, done)
 }
 
-// loaded reports whether a key set has been fetched at least once.
-func (k *keySet) loaded() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys != nil
+// startOrJoinLocked joins the fetch in flight or starts one, which then
+// counts for the rate bound. Joining is decided under mu, together with
+// the bound, so a crowd of unknown kids makes one fetch, not one each.
+func (k *keySet) startOrJoinLocked() <-chan singleflight.Result {
+	if !k.fetching {
+		k.fetching, k.lastAt = true, k.now()
+	}
+	return k.fetch.DoChan("jwks", func() (any, error) {
+		defer func() {
+			k.mu.Lock()
+			k.fetching = false
+			k.mu.Unlock()
+		}()
+		keys, err := k.fetchKeys()
+		if err != nil {
+			k.report(refreshError)
+			return nil, err
+		}
+		k.replace(keys)
+		k.report(refreshOK)
+		return nil, nil
+	})
 }
 
-func (k *keySet) wait(ctx context.Context, call *fetchCall) error {
+func wait(ctx context.Context, done <-chan singleflight.Result) error {
 	select {
-	case <-call.done:
-		return call.err
+	case res := <-done:
+		return res.Err
 	case <-ctx.Done():
 		return fmt.Errorf("wait for JWKS: %w", ctx.Err())
 	}
 }
 
-func (k *keySet) startFetchLocked() *fetchCall {
-	call := &fetchCall{done: make(chan struct{})}
-	k.inflight = call
-	k.lastFetch = k.now()
-	go func() {
-		keys, err := k.fetch()
-		k.mu.Lock()
-		if err == nil {
-			// Replace, never merge: a key the issuer stopped publishing must
-			// stop being trusted.
-			k.keys = keys
+// replace installs a fetched key set. Replace, never merge: a key the
+// issuer stopped publishing must stop being trusted. A key that is
+// published unchanged keeps its identity, so verdicts cached under it stay.
+func (k *keySet) replace(fetched map[string]*rsa.PublicKey) {
+	if old := k.keys.Load(); old != nil {
+		for kid, key := range fetched {
+			if prev, ok := (*old)[kid]; ok && prev.Equal(key) {
+				fetched[kid] = prev
+			}
 		}
-		k.inflight = nil
-		k.mu.Unlock()
-		call.err = err
-		close(call.done)
-		if err != nil {
-			k.report(refreshError)
-		} else {
-			k.report(refreshOK)
-		}
-	}()
-	return call
+	}
+	k.keys.Store(&fetched)
 }
 
 func (k *keySet) report(result string) {
@@ -178,27 +216,14 @@ func (k *keySet) report(result string) {
 	}
 }
 
-func (k *keySet) fetch() (map[string]*rsa.PublicKey, error) {
+func (k *keySet) fetchKeys() (map[string]*rsa.PublicKey, error) {
 	ctx, cancel := context.WithTimeout(k.base, k.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.jwksURL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetch JWKS: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch JWKS: status %s", resp.Status)
-	}
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("fetch JWKS: decode: %w", err)
+	if err := getJSON(ctx, k.client, k.jwksURL, k.maxBytes, &doc); err != nil {
+		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
 	keys := trustedKeys(doc.Keys)
 	if len(keys) == 0 {
@@ -207,6 +232,28 @@ func (k *keySet) fetch() (map[string]*rsa.PublicKey, error) {
 		return nil, fmt.Errorf("fetch JWKS: none of %d keys is a usable RS256 signing key", len(doc.Keys))
 	}
 	return keys, nil
+}
+
+// getJSON GETs url and decodes a 200's body, capped at maxBytes: a cut-off
+// JWKS must fail, not parse as a smaller, wrong key set.
+func getJSON(ctx context.Context, client *http.Client, url string, maxBytes int64, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, maxBytes)).Decode(v); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
 }
 
 // trustedKeys keeps only the keys an RS256 signature may be checked

@@ -1,15 +1,18 @@
 // Package oidc verifies Auth0 RS256 access tokens with go-oidc, behind a JWKS
 // cache that bounds how often forged or unknown tokens can make it call the
-// issuer. It implements ports.TokenVerifier.
+// issuer, and a cache of verified tokens that spares the full check for a
+// token seen before. It implements ports.TokenVerifier.
 package oidc
 
 import (
 	"context"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,7 +21,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
@@ -39,17 +41,9 @@ const (
 
 	// nbfLeeway mirrors go-oidc, which accepts a token up to five minutes
 	// before its nbf to absorb clock skew. exp gets no leeway and iat is not
-	// checked at all. We only need the value to name the refusal.
+	// checked at all.
 	nbfLeeway = 5 * time.Minute
-
-	initialBackoff = 250 * time.Millisecond
-	maxBackoff     = 30 * time.Second
 )
-
-// allowedAlgs is the whole algorithm policy: Auth0 signs access tokens with
-// RS256, and accepting anything else only opens doors (none, HS256 keyed
-// with the public key, a key of another type under a known kid).
-var allowedAlgs = []jose.SignatureAlgorithm{jose.RS256}
 
 // Config configures a Verifier. Issuer and Audience are required.
 type Config struct {
@@ -71,7 +65,11 @@ type Config struct {
 	// MinRefreshInterval is the least time between two fetches triggered by
 	// an unknown kid. Default 30s.
 	MinRefreshInterval time.Duration
-	// Logger receives discovery and refresh problems. Default: discard.
+	// CacheSize bounds the verified-token cache; 0 turns it off.
+	CacheSize int
+	// Cache learns cache hits, misses and evictions.
+	Cache CacheHooks
+	// Logger receives refresh problems. Default: discard.
 	Logger *slog.Logger
 	// OnRefresh, if set, is called with "ok", "error" or "rate_limited" for
 	// every JWKS fetch or suppressed fetch; it must be fast and safe for
@@ -85,6 +83,8 @@ func (c Config) validate() error {
 	var errs []error
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("issuer %q must be an absolute http(s) URL", c.Issuer))
+	} else if u.User != nil {
+		errs = append(errs, errors.New("issuer must not carry a user name or password"))
 	}
 	if c.Audience == "" {
 		errs = append(errs, errors.New("audience is required"))
@@ -92,8 +92,8 @@ func (c Config) validate() error {
 	if c.HTTPTimeout < 0 || c.RefreshInterval < 0 || c.MinRefreshInterval < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
-	if c.MaxResponseBytes < 0 {
-		errs = append(errs, errors.New("max response bytes must not be negative"))
+	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
+		errs = append(errs, errors.New("sizes must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -121,21 +121,21 @@ func (c Config) withDefaults() Config {
 }
 
 // Verifier checks Auth0 access tokens. It refuses everything with
-// domain.ErrVerifierNotReady until Run has loaded the issuer's keys.
+// domain.ErrVerifierNotReady until Start has loaded the issuer's keys.
 type Verifier struct {
-	cfg     Config
-	client  *http.Client
-	started atomic.Bool
-	ready   atomic.Pointer[loaded]
+	cfg    Config
+	client *http.Client
+	cache  *tokenCache
+	ready  atomic.Pointer[loaded]
 }
 
-// loaded is what Run publishes once discovery and the first JWKS succeed.
+// loaded is what Start publishes once discovery and the first JWKS succeed.
 type loaded struct {
 	keys     *keySet
 	verifier *oidc.IDTokenVerifier
 }
 
-// New validates cfg. It does no network I/O; Run does.
+// New validates cfg. It does no network I/O; Start does.
 func New(cfg Config) (*Verifier, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("oidc config: %w", err)
@@ -143,37 +143,35 @@ func New(cfg Config) (*Verifier, error) {
 	cfg = cfg.withDefaults()
 	return &Verifier{
 		cfg:    cfg,
-		client: newHTTPClient(cfg.HTTPClient, cfg.HTTPTimeout, cfg.MaxResponseBytes),
+		client: newHTTPClient(cfg.HTTPClient, cfg.HTTPTimeout),
+		cache:  newTokenCache(cfg.CacheSize, cfg.Cache),
 	}, nil
 }
 
-// Run discovers the issuer and loads its keys, retrying with backoff until
-// both succeed, then refreshes the keys every RefreshInterval. It blocks
-// until ctx is done and then returns nil. A failed refresh keeps the keys
-// already loaded, so an issuer outage does not lock out valid tokens.
-func (v *Verifier) Run(ctx context.Context) error {
-	if !v.started.CompareAndSwap(false, true) {
-		return errors.New("oidc: Run called twice")
-	}
-	var jwksURL string
-	if !v.retry(ctx, "discover issuer", func() error {
-		var err error
-		jwksURL, err = v.discover(ctx)
-		return err
-	}) {
+// Start makes one attempt at discovering the issuer and loading its keys,
+// and makes the verifier ready when both succeed. Its error says why not,
+// in words an operator can act on; the caller retries. ctx bounds the
+// attempt and the lifetime of the key fetches that follow it.
+func (v *Verifier) Start(ctx context.Context) error {
+	if v.ready.Load() != nil {
 		return nil
+	}
+	jwksURL, err := v.discover(ctx)
+	if err != nil {
+		return err
 	}
 	keys := &keySet{
 		jwksURL:     jwksURL,
 		client:      v.client,
 		timeout:     v.cfg.HTTPTimeout,
+		maxBytes:    v.cfg.MaxResponseBytes,
 		minInterval: v.cfg.MinRefreshInterval,
 		now:         v.cfg.Now,
 		onRefresh:   v.cfg.OnRefresh,
 		base:        ctx,
 	}
-	if !v.retry(ctx, "load JWKS", func() error { return keys.refresh(ctx) }) {
-		return nil
+	if err := keys.refresh(ctx); err != nil {
+		return err
 	}
 	v.ready.Store(&loaded{
 		keys: keys,
@@ -184,78 +182,91 @@ func (v *Verifier) Run(ctx context.Context) error {
 		}),
 	})
 	v.cfg.Logger.Info("oidc verifier ready", "issuer", v.cfg.Issuer, "jwks_uri", jwksURL)
+	return nil
+}
 
+// Refresh refetches the keys every RefreshInterval until ctx is done. A
+// failed refresh keeps the keys already loaded, so an issuer outage does not
+// lock out valid tokens. Call it once Start has succeeded.
+func (v *Verifier) Refresh(ctx context.Context) {
+	l := v.ready.Load()
+	if l == nil {
+		return
+	}
 	ticker := time.NewTicker(v.cfg.RefreshInterval)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-ticker.C:
-			if err := keys.refresh(ctx); err != nil && ctx.Err() == nil {
-				v.cfg.Logger.Warn("JWKS refresh failed; keeping the keys already loaded", "issuer", v.cfg.Issuer, "error", err)
+			if err := l.keys.refresh(ctx); err != nil && ctx.Err() == nil {
+				v.cfg.Logger.Warn("JWKS refresh failed; keeping the keys already loaded", "issuer", v.cfg.Issuer, "error", err.Error())
 			}
 		}
 	}
 }
 
-// retry calls step until it succeeds (true) or ctx is done (false), with
-// jittered exponential backoff so restarting replicas do not hammer the
-// issuer in step.
-func (v *Verifier) retry(ctx context.Context, what string, step func() error) bool {
-	backoff := initialBackoff
-	for attempt := 1; ; attempt++ {
-		err := step()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		v.cfg.Logger.Warn("oidc startup step failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "error", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
-		backoff = min(2*backoff, maxBackoff)
+// Close stops the cache's maintenance.
+func (v *Verifier) Close() {
+	if v.cache != nil {
+		v.cache.close()
 	}
+}
+
+// CacheLen is how many verified tokens the cache holds.
+func (v *Verifier) CacheLen() int {
+	if v.cache == nil {
+		return 0
+	}
+	return v.cache.len()
 }
 
 // discover reads the issuer's discovery document and returns its jwks_uri.
 // It is done here rather than by oidc.NewProvider so that a failure never
-// puts the (possibly large) response body into an error.
+// puts the (possibly large) response body into an error, and so that the
+// jwks_uri can be held to the issuer's own transport security.
 func (v *Verifier) discover(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.HTTPTimeout)
 	defer cancel()
 	wellKnown := strings.TrimSuffix(v.cfg.Issuer, "/") + "/.well-known/openid-configuration"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
-	if err != nil {
-		return "", fmt.Errorf("discover %s: %w", wellKnown, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("discover %s: %w", wellKnown, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("discover %s: status %s", wellKnown, resp.Status)
-	}
 	var doc oidc.ProviderConfig
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return "", fmt.Errorf("discover %s: decode: %w", wellKnown, err)
+	if err := getJSON(ctx, v.client, wellKnown, v.cfg.MaxResponseBytes, &doc); err != nil {
+		return "", fmt.Errorf("discover %s: %w", wellKnown, err)
 	}
 	// Exact match, as go-oidc's NewProvider requires: a missing trailing
 	// slash is a different issuer and every token would fail its iss check.
 	if doc.IssuerURL != v.cfg.Issuer {
-		return "", fmt.Errorf("discover %s: issuer is %q, configured %q", wellKnown, doc.IssuerURL, v.cfg.Issuer)
+		return "", fmt.Errorf("issuer mismatch: discovery says %q, configured %q", doc.IssuerURL, v.cfg.Issuer)
 	}
-	if u, err := url.Parse(doc.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("discover %s: jwks_uri %q is not an absolute http(s) URL", wellKnown, doc.JWKSURL)
+	if err := v.checkJWKSURL(doc.JWKSURL); err != nil {
+		return "", fmt.Errorf("discover %s: %w", wellKnown, err)
 	}
 	return doc.JWKSURL, nil
+}
+
+// checkJWKSURL insists on https for the keys, as for the issuer: plain http
+// only when the issuer itself is a loopback http one (the demo's, tests').
+func (v *Verifier) checkJWKSURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil {
+		return fmt.Errorf("jwks_uri %q is not an absolute URL", s)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		iss, _ := url.Parse(v.cfg.Issuer)
+		if iss.Scheme == "http" && isLoopback(iss.Hostname()) && isLoopback(u.Hostname()) {
+			return nil
+		}
+	}
+	return fmt.Errorf("jwks_uri %q is not https: keys must not travel in clear", s)
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Ready returns nil once discovery and the first JWKS load have succeeded.
@@ -268,8 +279,10 @@ func (v *Verifier) Ready(context.Context) error {
 
 // Verify checks raw and returns the principal it speaks for: RS256 only, iss
 // exactly Issuer, aud containing Audience, exp required and strict, nbf
-// honoured with go-oidc's five minutes of skew, iat unchecked. Every refusal
-// is a *domain.TokenError; neither it nor anything logged contains raw.
+// honoured with go-oidc's five minutes of skew, iat unchecked. A token that
+// passed all that before, under a key still published, is answered from
+// the cache. Every refusal is a *domain.TokenError; neither it nor anything
+// logged contains raw.
 func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, error) {
 	l := v.ready.Load()
 	if l == nil {
@@ -278,36 +291,53 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 	if len(raw) > maxTokenBytes {
 		return refuse(domain.ReasonMalformed, fmt.Errorf("token is %d bytes, more than %d", len(raw), maxTokenBytes))
 	}
-	// Parsing here, before go-oidc, names algorithm refusals precisely and
-	// rejects the JSON serialization go-oidc would also accept.
-	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
-	if err != nil {
-		if algErr := (*jose.ErrUnexpectedSignatureAlgorithm)(nil); errors.As(err, &algErr) {
-			return refuse(domain.ReasonBadAlgorithm, err)
-		}
-		return refuse(domain.ReasonMalformed, err)
+	if v.cache == nil {
+		p, _, err := v.verify(ctx, l, raw)
+		return p, err
 	}
+	key := tokenKey(raw)
+	if p, ok := v.cache.get(key, v.cfg.Now(), l.keys); ok {
+		return p, nil
+	}
+	p, verdict, err := v.verify(ctx, l, raw)
+	if err != nil {
+		return p, err
+	}
+	v.cache.put(key, verdict)
+	return p, nil
+}
 
-	call := &verifyCall{jws: jws}
-	_, oidcErr := l.verifier.Verify(withCall(ctx, call), raw)
+// verify is the full check: go-oidc parses the token and checks iss, aud,
+// exp and nbf, the key set checks the signature, and the claims go-oidc
+// does not read (scope, permissions, nbf) are decoded once from the
+// verified payload.
+func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Principal, verdict, error) {
+	call := &verifyCall{}
+	tok, oidcErr := l.verifier.Verify(withCall(ctx, call), raw)
 	if call.refusal != nil {
-		return domain.Principal{}, call.refusal
+		return domain.Principal{}, verdict{}, call.refusal
 	}
 	if call.payload == nil {
-		// go-oidc refused before asking for the signature.
-		return refuse(domain.ReasonMalformed, oidcErr)
+		// go-oidc refused before asking for the signature: the token does
+		// not even parse as a JWS with an allowed algorithm.
+		reason := domain.ReasonMalformed
+		if alg := headerAlg(raw); alg != "" && alg != oidc.RS256 {
+			reason = domain.ReasonBadAlgorithm
+		}
+		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: reason, Err: oidcErr}
 	}
 	var c claims
 	if err := json.Unmarshal(call.payload, &c); err != nil {
-		return refuse(domain.ReasonMalformed, fmt.Errorf("decode claims: %w", err))
+		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("decode claims: %w", err)}
 	}
-	if refusal := v.classify(c, oidcErr); refusal != nil {
-		return domain.Principal{}, refusal
+	if refusal := v.classify(c, tok, oidcErr); refusal != nil {
+		return domain.Principal{}, verdict{}, refusal
 	}
 	if c.Subject == "" {
-		return refuse(domain.ReasonMalformed, errors.New("token has no sub claim"))
+		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token has no sub claim")}
 	}
-	return domain.NewPrincipal(c.Subject, c.scopes()), nil
+	p := domain.NewPrincipal(c.Subject, c.scopes())
+	return p, verdict{principal: p, exp: tok.Expiry, nbf: c.notBefore(), kid: call.kid, key: call.key}, nil
 }
 
 // classify names go-oidc's verdict on a correctly signed token. go-oidc
@@ -315,7 +345,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 // checking the claims in go-oidc's own order. iss, aud and exp presence are
 // checked even when go-oidc accepts: they are our contract, go-oidc is lax
 // about iss for one issuer (Google), and it calls a missing exp "expired".
-func (v *Verifier) classify(c claims, oidcErr error) *domain.TokenError {
+// exp is also held to RFC 7519's "now before exp", where go-oidc lets the
+// very instant of exp pass.
+func (v *Verifier) classify(c claims, tok *oidc.IDToken, oidcErr error) *domain.TokenError {
 	var expired *oidc.TokenExpiredError
 	switch {
 	case c.Issuer != v.cfg.Issuer:
@@ -324,6 +356,8 @@ func (v *Verifier) classify(c claims, oidcErr error) *domain.TokenError {
 		return &domain.TokenError{Reason: domain.ReasonWrongAudience, Err: fmt.Errorf("aud %q does not contain %q", []string(c.Audience), v.cfg.Audience)}
 	case len(c.Expiry) == 0 || string(c.Expiry) == "null":
 		return &domain.TokenError{Reason: domain.ReasonMissingExpiry, Err: errors.New("token has no exp claim")}
+	case oidcErr == nil && !v.cfg.Now().Before(tok.Expiry):
+		return &domain.TokenError{Reason: domain.ReasonExpired, Err: fmt.Errorf("token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))}
 	case oidcErr == nil:
 		return nil
 	case errors.As(oidcErr, &expired):
@@ -333,6 +367,23 @@ func (v *Verifier) classify(c claims, oidcErr error) *domain.TokenError {
 	default:
 		return &domain.TokenError{Reason: domain.ReasonMalformed, Err: oidcErr}
 	}
+}
+
+// headerAlg reads the alg of a compact token's header, to name an
+// algorithm refusal; "" when the header does not parse.
+func headerAlg(raw string) string {
+	segment, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(segment)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Alg
 }
 
 func refuse(reason string, cause error) (domain.Principal, error) {
@@ -391,11 +442,12 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 }
 
 // verifyCall carries one Verify call through go-oidc to keySet and back:
-// the token already parsed, and the typed outcome go-oidc's string errors
-// would lose.
+// the typed outcome go-oidc's string errors would lose, and the key that
+// verified the signature.
 type verifyCall struct {
-	jws     *jose.JSONWebSignature
 	payload []byte             // set once the signature verified
+	kid     string             // the header's kid
+	key     *rsa.PublicKey     // the key that verified it
 	refusal *domain.TokenError // set when keySet refused the token
 }
 

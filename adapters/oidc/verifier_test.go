@@ -49,30 +49,32 @@ func TestNewValidatesConfig(t *testing.T) {
 	}
 }
 
-func TestNotReadyUntilRunLoadsKeys(t *testing.T) {
+func TestNotReadyUntilStartLoadsKeys(t *testing.T) {
 	ti := newTestIssuer(t, false)
 	v, err := oidc.New(testConfig(ti))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(v.Close)
 	ctx := context.Background()
 	if err := v.Ready(ctx); !errors.Is(err, domain.ErrVerifierNotReady) {
-		t.Fatalf("Ready before Run = %v, want ErrVerifierNotReady", err)
+		t.Fatalf("Ready before Start = %v, want ErrVerifierNotReady", err)
 	}
 	_, err = v.Verify(ctx, ti.mint(t, nil))
 	if !errors.Is(err, domain.ErrVerifierNotReady) || errors.Is(err, domain.ErrTokenInvalid) {
-		t.Fatalf("Verify before Run = %v, want ErrVerifierNotReady only", err)
+		t.Fatalf("Verify before Start = %v, want ErrVerifierNotReady only", err)
 	}
 	if ti.discoveryHits.Load() != 0 || ti.jwksHits.Load() != 0 {
-		t.Fatal("New or Verify did network I/O before Run")
+		t.Fatal("New or Verify did network I/O before Start")
 	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { _ = v.Run(runCtx) }()
-	waitReady(t, v)
-	if err := v.Run(runCtx); err == nil {
-		t.Fatal("second Run returned nil, want an error")
+	if err := v.Start(ctx); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := v.Start(ctx); err != nil {
+		t.Fatalf("a second Start = %v, want nil: the verifier is already up", err)
+	}
+	if ti.discoveryHits.Load() != 1 {
+		t.Fatalf("discovery hits = %d, want 1", ti.discoveryHits.Load())
 	}
 	if _, err := v.Verify(ctx, ti.mint(t, nil)); err != nil {
 		t.Fatalf("Verify after ready: %v", err)
@@ -122,9 +124,20 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 	}
 }
 
+// TestVerifyRefusesBadTokens runs the whole attack table with the verified
+// token cache off and on, twice per token: the cache must not change a
+// single verdict, and a refusal must never be remembered.
 func TestVerifyRefusesBadTokens(t *testing.T) {
+	for _, cacheSize := range []int{0, 1000} {
+		t.Run(fmt.Sprintf("cache=%d", cacheSize), func(t *testing.T) { refusesBadTokens(t, cacheSize) })
+	}
+}
+
+func refusesBadTokens(t *testing.T, cacheSize int) {
 	ti := newTestIssuer(t, false)
-	v := startVerifier(t, testConfig(ti))
+	cfg := testConfig(ti)
+	cfg.CacheSize = cacheSize
+	v := startVerifier(t, cfg)
 	kid, pub := ti.publicKey(t)
 	now := time.Now()
 	claims := func(edit func(map[string]any)) map[string]any {
@@ -205,14 +218,19 @@ func TestVerifyRefusesBadTokens(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			token := tt.token(t)
-			_, err := v.Verify(context.Background(), token)
-			if err == nil {
-				t.Fatal("Verify accepted the token")
+			for attempt := range 2 {
+				_, err := v.Verify(context.Background(), token)
+				if err == nil {
+					t.Fatalf("attempt %d: Verify accepted the token", attempt+1)
+				}
+				if got := reasonOf(t, err); got != tt.wantReason {
+					t.Fatalf("attempt %d: reason = %q, want %q (error: %v)", attempt+1, got, tt.wantReason, err)
+				}
+				assertNoTokenIn(t, err.Error(), token)
 			}
-			if got := reasonOf(t, err); got != tt.wantReason {
-				t.Fatalf("reason = %q, want %q (error: %v)", got, tt.wantReason, err)
+			if n := v.CacheLen(); n != 0 {
+				t.Fatalf("the cache holds %d entries after refusals only", n)
 			}
-			assertNoTokenIn(t, err.Error(), token)
 		})
 	}
 }
@@ -399,26 +417,34 @@ func TestCallerDeadlineBoundsVerify(t *testing.T) {
 	}
 }
 
-func TestHangingDiscoveryIsRetried(t *testing.T) {
+func TestStartGivesUpOnAHangingIssuer(t *testing.T) {
 	ti := newTestIssuer(t, false)
 	ti.discoveryMode.Store(hang)
 	cfg := testConfig(ti)
 	cfg.HTTPTimeout = 100 * time.Millisecond
-	v := runVerifier(t, cfg)
+	v, err := oidc.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
 
-	// Wait until a discovery attempt has hung and been given up on, then
-	// let discovery work; Run must retry and become ready.
-	for ti.discoveryHits.Load() < 2 {
-		if err := v.Ready(context.Background()); !errors.Is(err, domain.ErrVerifierNotReady) {
-			t.Fatalf("Ready while discovery hangs = %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
+	start := time.Now()
+	if err := v.Start(context.Background()); err == nil {
+		t.Fatal("Start succeeded while discovery hangs")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Start took %v, past its 100ms HTTP timeout", took)
+	}
+	if err := v.Ready(context.Background()); !errors.Is(err, domain.ErrVerifierNotReady) {
+		t.Fatalf("Ready while discovery hangs = %v", err)
 	}
 	ti.discoveryMode.Store(serve)
-	waitReady(t, v)
+	if err := v.Start(context.Background()); err != nil {
+		t.Fatalf("Start once discovery answers: %v", err)
+	}
 }
 
-func TestRunReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
+func TestStartReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
 	ti := newTestIssuer(t, false)
 	ti.discoveryMode.Store(hang)
 	cfg := testConfig(ti)
@@ -427,20 +453,21 @@ func TestRunReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(v.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- v.Run(ctx) }()
+	go func() { done <- v.Start(ctx) }()
 	for ti.discoveryHits.Load() == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run = %v, want nil", err)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Start = %v, want context.Canceled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after cancel")
+		t.Fatal("Start did not return after cancel")
 	}
 }
 
@@ -560,10 +587,15 @@ func TestDiscoveryIssuerMustMatchExactly(t *testing.T) {
 	ti := newTestIssuer(t, false)
 	cfg := testConfig(ti)
 	cfg.Issuer = strings.TrimSuffix(cfg.Issuer, "/")
-	cfg.HTTPTimeout = 100 * time.Millisecond
-	v := runVerifier(t, cfg)
-	for ti.discoveryHits.Load() < 2 {
-		time.Sleep(10 * time.Millisecond)
+	v, err := oidc.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	err = v.Start(context.Background())
+	want := fmt.Sprintf("issuer mismatch: discovery says %q, configured %q", ti.Issuer.Issuer(), cfg.Issuer)
+	if err == nil || err.Error() != want {
+		t.Fatalf("Start = %v, want %q: the readiness probe shows it as it is", err, want)
 	}
 	if err := v.Ready(context.Background()); !errors.Is(err, domain.ErrVerifierNotReady) {
 		t.Fatalf("Ready with a mismatched issuer = %v, want ErrVerifierNotReady", err)

@@ -26,24 +26,57 @@ type Source interface {
 	x509bundle.Source
 }
 
+// Refusal is one caller the server turned away in the TLS handshake.
+type Refusal struct {
+	// Peer is the SPIFFE ID the caller's certificate claims, unverified
+	// when the certificate did not verify; "" when it sent none.
+	Peer string
+	// Err wraps domain.ErrPeerForbidden and says why.
+	Err error
+}
+
 // ServerTLSConfig presents the workload's SVID and admits only clients whose
 // certificate verifies against the bundle and whose SPIFFE ID is in allowed.
-// A refused handshake fails with an error wrapping domain.ErrPeerForbidden
-// that names the caller; net/http reports it through http.Server.ErrorLog.
-func ServerTLSConfig(src Source, allowed []spiffeid.ID) *tls.Config {
-	allowed = slices.Clone(allowed)
-	authorize := func(id spiffeid.ID, _ [][]*x509.Certificate) error {
-		if !slices.Contains(allowed, id) {
-			return fmt.Errorf("spiffetls: caller %q: %w", id, domain.ErrPeerForbidden)
+// Every refused handshake is reported to refused, once, from the TLS
+// verification hook, so it can be counted and logged: a caller with no
+// certificate at all included.
+func ServerTLSConfig(src Source, allowed []spiffeid.ID, refused func(Refusal)) *tls.Config {
+	cfg := tlsconfig.MTLSServerConfig(src, src, tlsconfig.AuthorizeOneOf(slices.Clone(allowed)...))
+	verify := cfg.VerifyPeerCertificate
+	// Request, then require in the hook: go-spiffe's RequireAnyClientCert
+	// would end a handshake without a certificate before any hook runs,
+	// and the refusal would go uncounted.
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		var r Refusal
+		if len(raw) == 0 {
+			r.Err = fmt.Errorf("spiffetls: caller presented no certificate: %w", domain.ErrPeerForbidden)
+		} else if err := verify(raw, chains); err != nil {
+			r.Peer = claimedID(raw[0])
+			r.Err = fmt.Errorf("spiffetls: caller %q refused: %v: %w", r.Peer, err, domain.ErrPeerForbidden)
+		} else {
+			return nil
 		}
-		return nil
+		if refused != nil {
+			refused(r)
+		}
+		return r.Err
 	}
-	cfg := tlsconfig.MTLSServerConfig(src, src, authorize)
 	// go-spiffe checks peers in VerifyPeerCertificate, which crypto/tls skips
 	// on resumed sessions; without tickets every connection is checked
 	// against the current bundle.
 	cfg.SessionTicketsDisabled = true
 	return cfg
+}
+
+// claimedID reads the SPIFFE ID a leaf certificate claims, for the log only:
+// it may not have verified.
+func claimedID(der []byte) string {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil || len(cert.URIs) != 1 {
+		return ""
+	}
+	return cert.URIs[0].String()
 }
 
 // ClientTLSConfig presents the workload's SVID and accepts the server only if

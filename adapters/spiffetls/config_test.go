@@ -2,6 +2,7 @@ package spiffetls_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/domain"
 )
 
 func TestServerAdmitsOnlyTheAllowedCaller(t *testing.T) {
@@ -22,24 +24,25 @@ func TestServerAdmitsOnlyTheAllowedCaller(t *testing.T) {
 		server  spiffeid.ID
 		allowed spiffeid.ID
 		caller  spiffetls.Source
-		// wantLog is what the server logs for a refusal; empty means the
-		// call must succeed.
-		wantLog string
+		// wantRefused is the SPIFFE ID the refused caller claimed; empty
+		// means the call must succeed.
+		wantRefused string
+		wantCause   string
 	}{
 		{name: "C accepts A", server: serviceC, allowed: serviceA, caller: memorySource(t, ca, serviceA)},
 		{name: "B accepts C", server: serviceB, allowed: serviceC, caller: memorySource(t, ca, serviceC)},
 		{
 			name: "C refuses B", server: serviceC, allowed: serviceA, caller: memorySource(t, ca, serviceB),
-			wantLog: `caller "spiffe://cluster.local/ns/default/sa/service-b": peer not allowed`,
+			wantRefused: serviceB.String(), wantCause: "unexpected ID",
 		},
 		{
 			name: "B refuses A", server: serviceB, allowed: serviceC, caller: memorySource(t, ca, serviceA),
-			wantLog: `caller "spiffe://cluster.local/ns/default/sa/service-a": peer not allowed`,
+			wantRefused: serviceA.String(), wantCause: "unexpected ID",
 		},
 		{
 			name: "C refuses a service-a SVID from another CA", server: serviceC, allowed: serviceA,
-			caller:  memorySource(t, foreign, serviceA),
-			wantLog: "could not verify leaf certificate",
+			caller:      memorySource(t, foreign, serviceA),
+			wantRefused: serviceA.String(), wantCause: "could not verify leaf certificate",
 		},
 	}
 	for _, tt := range tests {
@@ -50,7 +53,7 @@ func TestServerAdmitsOnlyTheAllowedCaller(t *testing.T) {
 			client := mtlsClient(t, mixedSource{svid: tt.caller, bundle: memorySource(t, ca, tt.allowed)}, tt.server)
 
 			resp, err := client.Get(srv.URL)
-			if tt.wantLog == "" {
+			if tt.wantRefused == "" {
 				if err != nil {
 					t.Fatalf("GET: %v", err)
 				}
@@ -58,6 +61,9 @@ func TestServerAdmitsOnlyTheAllowedCaller(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				if resp.StatusCode != http.StatusOK || string(body) != tt.allowed.String() {
 					t.Fatalf("GET = %d %q, want 200 %q", resp.StatusCode, body, tt.allowed)
+				}
+				if r := srv.refused(); len(r) != 0 {
+					t.Fatalf("an admitted caller was reported refused: %v", r)
 				}
 				return
 			}
@@ -68,8 +74,13 @@ func TestServerAdmitsOnlyTheAllowedCaller(t *testing.T) {
 			if n := srv.served.Load(); n != 0 {
 				t.Errorf("handler ran %d times", n)
 			}
-			if !eventually(func() bool { return strings.Contains(srv.log.String(), tt.wantLog) }) {
-				t.Errorf("server log %q does not contain %q", srv.log.String(), tt.wantLog)
+			refusals := srv.refused()
+			if len(refusals) != 1 {
+				t.Fatalf("the TLS hook reported %d refusals, want exactly 1: %v", len(refusals), refusals)
+			}
+			r := refusals[0]
+			if r.Peer != tt.wantRefused || !errors.Is(r.Err, domain.ErrPeerForbidden) || !strings.Contains(r.Err.Error(), tt.wantCause) {
+				t.Errorf("refusal = %q, %v; want %q, a forbidden peer, because %q", r.Peer, r.Err, tt.wantRefused, tt.wantCause)
 			}
 		})
 	}
@@ -111,6 +122,10 @@ func TestServerRefusesClientWithoutCertificate(t *testing.T) {
 	}
 	if n := srv.served.Load(); n != 0 {
 		t.Errorf("handler ran %d times", n)
+	}
+	// The hook sees callers with no certificate too, so they are counted.
+	if r := srv.refused(); len(r) != 1 || r[0].Peer != "" || !errors.Is(r[0].Err, domain.ErrPeerForbidden) {
+		t.Errorf("refusals = %v, want one with no peer", r)
 	}
 }
 
@@ -173,7 +188,7 @@ func TestServeTLSWiring(t *testing.T) {
 	ca := newCA(t)
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }),
-		TLSConfig:         spiffetls.ServerTLSConfig(memorySource(t, ca, serviceC), []spiffeid.ID{serviceA}),
+		TLSConfig:         spiffetls.ServerTLSConfig(memorySource(t, ca, serviceC), []spiffeid.ID{serviceA}, nil),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	ln := listenLoopback(t)

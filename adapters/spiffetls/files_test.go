@@ -28,7 +28,7 @@ func roleFiles(dir, sa string) spiffetls.Files {
 
 func writeDevCerts(tb testing.TB, dir string) {
 	tb.Helper()
-	if _, err := devca.WriteDevCerts(dir, trustDomain, "default", time.Hour); err != nil {
+	if _, err := devca.WriteDevCerts(dir, trustDomain, "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
 		tb.Fatalf("WriteDevCerts: %v", err)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,6 +57,16 @@ type peerServer struct {
 	URL    string
 	served atomic.Int32
 	log    *logbuf.Buffer
+
+	mu       sync.Mutex
+	refusals []spiffetls.Refusal
+}
+
+// refused returns the refusals the server's TLS hook reported so far.
+func (ps *peerServer) refused() []spiffetls.Refusal {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return slices.Clone(ps.refusals)
 }
 
 // startServer serves over ServerTLSConfig on loopback. It wraps the listener
@@ -74,7 +86,11 @@ func startServer(tb testing.TB, src spiffetls.Source, allowed ...spiffeid.ID) *p
 		_, _ = w.Write([]byte(id.String()))
 	}))
 	srv.Config.ErrorLog = log.New(ps.log, "", 0)
-	srv.Listener = tls.NewListener(srv.Listener, spiffetls.ServerTLSConfig(src, allowed))
+	srv.Listener = tls.NewListener(srv.Listener, spiffetls.ServerTLSConfig(src, allowed, func(r spiffetls.Refusal) {
+		ps.mu.Lock()
+		ps.refusals = append(ps.refusals, r)
+		ps.mu.Unlock()
+	}))
 	srv.Start()
 	tb.Cleanup(srv.Close)
 	ps.URL = strings.Replace(srv.URL, "http://", "https://", 1)
@@ -114,10 +130,6 @@ func listenLoopback(tb testing.TB) net.Listener {
 	}
 	return ln
 }
-
-// eventually polls cond for up to a second: the server logs a refused
-// handshake on its own goroutine, possibly after the client has given up.
-func eventually(cond func() bool) bool { return eventuallyWithin(time.Second, cond) }
 
 func eventuallyWithin(d time.Duration, cond func() bool) bool {
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

@@ -16,10 +16,9 @@ const (
 	LogText = "text"
 )
 
-// NewLogger returns a logger whose records all carry role, the trace and
-// span IDs of the context's span and the attributes added with WithLogAttrs.
-// Context-derived fields only appear with the *Context logging methods
-// (InfoContext and friends).
+// NewLogger returns a logger whose records all carry role and the trace and
+// span IDs of the context's span. Context-derived fields only appear with
+// the *Context logging methods (InfoContext and friends).
 func NewLogger(w io.Writer, format string, level slog.Level, role string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	var base slog.Handler
@@ -44,29 +43,14 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-type logAttrsKey struct{}
-
-// WithLogAttrs returns a context whose log records carry attrs, after any
-// attrs an outer layer already added. The auth middleware adds sub, the
-// request-ID middleware adds request_id; nothing below has to pass them on.
-func WithLogAttrs(ctx context.Context, attrs ...slog.Attr) context.Context {
-	prev, _ := ctx.Value(logAttrsKey{}).([]slog.Attr)
-	// A fresh slice: appending to prev could write into a sibling context's
-	// backing array.
-	all := make([]slog.Attr, 0, len(prev)+len(attrs))
-	all = append(append(all, prev...), attrs...)
-	return context.WithValue(ctx, logAttrsKey{}, all)
-}
-
-// logHandler decorates another handler with the context's trace and
-// request-scoped attributes.
+// logHandler decorates another handler with the context's trace.
 type logHandler struct{ next slog.Handler }
 
 // NewLogHandler wraps next so every record logged with a context gains
-// trace_id and span_id (when the context holds a valid span context, which
+// trace_id and span_id when the context holds a valid span context, which
 // is also true with tracing off if the caller sent traceparent or B3
-// headers) and the attributes from WithLogAttrs. Inside a WithGroup the
-// added attributes land in that group, as any attribute would.
+// headers. Inside a WithGroup the added attributes land in that group, as
+// any attribute would.
 func NewLogHandler(next slog.Handler) slog.Handler { return logHandler{next: next} }
 
 func (h logHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -75,20 +59,16 @@ func (h logHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h logHandler) Handle(ctx context.Context, r slog.Record) error {
 	sc := trace.SpanContextFromContext(ctx)
-	extra, _ := ctx.Value(logAttrsKey{}).([]slog.Attr)
-	if !sc.IsValid() && len(extra) == 0 {
+	if !sc.IsValid() {
 		return h.next.Handle(ctx, r)
 	}
 	// The record may be shared with other handlers; adding to a copy that
 	// shares its attribute array is not allowed.
 	r = r.Clone()
-	if sc.IsValid() {
-		r.AddAttrs(
-			slog.String("trace_id", sc.TraceID().String()),
-			slog.String("span_id", sc.SpanID().String()),
-		)
-	}
-	r.AddAttrs(extra...)
+	r.AddAttrs(
+		slog.String("trace_id", sc.TraceID().String()),
+		slog.String("span_id", sc.SpanID().String()),
+	)
 	return h.next.Handle(ctx, r)
 }
 

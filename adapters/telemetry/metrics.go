@@ -3,10 +3,10 @@ package telemetry
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,28 +14,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/uptrace/bun"
+	"go.opentelemetry.io/otel/trace"
 
-	"github.com/trustchain/trustchain/adapters/httpin"
 	"github.com/trustchain/trustchain/domain"
 )
 
 const namespace = "trustchain"
 
-// RouteOther is the route label for requests that matched no known route:
-// the name the API handler gives its catch-all, so scanners' 404s are
-// counted, and their spans named, without raw paths.
-const RouteOther = httpin.RouteOther
-
-// Token check results and the reasons that are not domain refusal reasons.
+// Token check results.
 const (
 	TokenOK       = "ok"
 	TokenRejected = "rejected"
-
-	ReasonOK                = "ok"
-	ReasonMissing           = "missing"
-	ReasonInsufficientScope = "insufficient_scope"
-	ReasonNotReady          = "not_ready"
-	reasonOther             = "other"
+	reasonOK      = "ok"
+	reasonOther   = "other"
 )
 
 // JWKS refresh results, as the OIDC verifier's hook reports them.
@@ -45,15 +36,9 @@ const (
 	JWKSRateLimited = "rate_limited"
 )
 
-// knownTokenReasons bounds the reason label: a caller that passes something
-// else (say, an error string) gets "other" instead of a new series.
-var knownTokenReasons = []string{
-	ReasonOK, ReasonMissing, ReasonInsufficientScope, ReasonNotReady,
-	domain.ReasonMalformed, domain.ReasonBadAlgorithm, domain.ReasonUnknownKID,
-	domain.ReasonBadSignature, domain.ReasonWrongIssuer, domain.ReasonWrongAudience,
-	domain.ReasonExpired, domain.ReasonMissingExpiry, domain.ReasonNotYetValid,
-	domain.ReasonKeysUnavailable,
-}
+// DurationBuckets fit the chain's budgets (B's 3 s query, C's 6 s and A's
+// 8 s hops), so "over budget" is a bucket boundary, not an interpolation.
+var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 10}
 
 // BuildInfo identifies the running binary in trustchain_build_info.
 type BuildInfo struct {
@@ -61,10 +46,21 @@ type BuildInfo struct {
 	Commit  string
 }
 
+// MetricsConfig names what one role's registry reports on.
+type MetricsConfig struct {
+	Role  string
+	Build BuildInfo
+	// Routes and UpstreamKinds are the bounded label values of the
+	// request and upstream series; anything else is counted as "other".
+	Routes        []string
+	UpstreamKinds []string
+}
+
 // Metrics owns one process role's Prometheus registry and the instruments on
 // it. The registry is private so that tests and the demo's three in-process
 // roles never collide on the global default registry.
 type Metrics struct {
+	role    string
 	reg     *prometheus.Registry
 	handler http.Handler
 
@@ -76,49 +72,68 @@ type Metrics struct {
 	jwksRefreshes    *prometheus.CounterVec
 	peerRefusals     *prometheus.CounterVec
 	dbQueryDuration  *prometheus.HistogramVec
+	dependencyUp     *prometheus.GaugeVec
+	traceExportErrs  prometheus.Counter
+	cacheRequests    *prometheus.CounterVec
+	cacheEvictions   prometheus.Counter
+
+	routes map[string]bool
+	kinds  map[string]bool
+	// tokenOK is the series of every accepted token, resolved once: it is
+	// touched on every request of every hop.
+	tokenOK prometheus.Counter
 }
 
 // NewMetrics builds the registry for one role. Every trustchain_* series
 // carries role as a constant label, so dashboards can tell A, B and C apart
 // even when one Prometheus scrapes all three.
-func NewMetrics(role string, build BuildInfo) *Metrics {
+func NewMetrics(cfg MetricsConfig) *Metrics {
 	reg := prometheus.NewRegistry()
-	roleLabel := prometheus.Labels{"role": role}
-	f := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: namespace, Name: name, Help: help, ConstLabels: roleLabel}
+	roleLabel := prometheus.Labels{"role": cfg.Role}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: roleLabel}, labels)
 	}
-	h := func(name, help string) prometheus.HistogramOpts {
-		return prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: roleLabel, Buckets: prometheus.DefBuckets}
+	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: roleLabel, Buckets: DurationBuckets}, labels)
 	}
-
 	m := &Metrics{
-		reg: reg,
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts(f("http_requests_total",
-			"Inbound HTTP requests by matched route and status class.")), []string{"route", "code_class"}),
-		httpDuration: prometheus.NewHistogramVec(h("http_request_duration_seconds",
-			"Time to serve inbound HTTP requests."), []string{"route", "code_class"}),
-		upstreamRequests: prometheus.NewCounterVec(prometheus.CounterOpts(f("upstream_requests_total",
-			"Requests to the next hop by outcome.")), []string{"upstream", "code_class", "error"}),
-		upstreamDuration: prometheus.NewHistogramVec(h("upstream_request_duration_seconds",
-			"Time until the next hop's response headers arrived or the call failed."), []string{"upstream", "code_class", "error"}),
-		tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts(f("token_checks_total",
-			"Bearer token checks by result and refusal reason.")), []string{"result", "reason"}),
-		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts(f("jwks_refreshes_total",
-			"Attempts to refresh the issuer's signing keys.")), []string{"result"}),
-		peerRefusals: prometheus.NewCounterVec(prometheus.CounterOpts(f("peer_refusals_total",
-			"Requests refused because the calling workload is not allowed.")), []string{"mode"}),
-		dbQueryDuration: prometheus.NewHistogramVec(h("db_query_duration_seconds",
-			"Time spent in SQL queries by operation."), []string{"operation"}),
+		role: cfg.Role,
+		reg:  reg,
+		httpRequests: counter("http_requests_total",
+			"Inbound HTTP requests by matched route and status class.", "route", "code_class"),
+		httpDuration: histogram("http_request_duration_seconds",
+			"Time to serve inbound HTTP requests.", "route", "code_class"),
+		upstreamRequests: counter("upstream_requests_total",
+			"Calls to the next hop by outcome.", "upstream", "code_class", "error"),
+		upstreamDuration: histogram("upstream_request_duration_seconds",
+			"Time a call to the next hop took, answer read.", "upstream", "code_class", "error"),
+		tokenChecks: counter("token_checks_total",
+			"Bearer token checks by result and refusal reason.", "result", "reason"),
+		jwksRefreshes: counter("jwks_refreshes_total",
+			"Attempts to refresh the issuer's signing keys.", "result"),
+		peerRefusals: counter("peer_refusals_total",
+			"Calls refused because the calling workload is not allowed, by how it was identified.", "mode"),
+		dbQueryDuration: histogram("db_query_duration_seconds",
+			"Time spent in SQL queries by operation.", "operation"),
+		dependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "dependency_up",
+			Help: "1 when a dependency the role needs to serve answers, 0 when it does not.", ConstLabels: roleLabel}, []string{"dependency"}),
+		traceExportErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "trace_export_errors_total",
+			Help: "Batches of spans the trace exporter failed to send.", ConstLabels: roleLabel}),
+		cacheRequests: counter("token_cache_requests_total",
+			"Lookups in the verified-token cache by result.", "result"),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "token_cache_evictions_total",
+			Help: "Entries the verified-token cache dropped to stay within its size.", ConstLabels: roleLabel}),
+		routes: set(cfg.Routes),
+		kinds:  set(cfg.UpstreamKinds),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
 		Help: "Always 1; the labels say which build is running.",
 		ConstLabels: prometheus.Labels{
-			"role": role, "version": build.Version, "commit": build.Commit, "goversion": runtime.Version(),
+			"role": cfg.Role, "version": cfg.Build.Version, "commit": cfg.Build.Commit, "goversion": runtime.Version(),
 		},
 	})
 	buildInfo.Set(1)
-
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -126,68 +141,100 @@ func NewMetrics(role string, build BuildInfo) *Metrics {
 		m.httpRequests, m.httpDuration,
 		m.upstreamRequests, m.upstreamDuration,
 		m.tokenChecks, m.jwksRefreshes, m.peerRefusals,
-		m.dbQueryDuration,
+		m.dbQueryDuration, m.dependencyUp, m.traceExportErrs,
+		m.cacheRequests, m.cacheEvictions,
 	)
-
 	// Series that exist from the start make rate() and alerts work before the
 	// first event; the sets are small and fixed.
-	m.tokenChecks.WithLabelValues(TokenOK, ReasonOK)
-	for _, r := range knownTokenReasons {
-		if r != ReasonOK {
-			m.tokenChecks.WithLabelValues(TokenRejected, r)
-		}
+	m.tokenOK = m.tokenChecks.WithLabelValues(TokenOK, reasonOK)
+	for _, r := range domain.TokenReasons() {
+		m.tokenChecks.WithLabelValues(TokenRejected, r)
 	}
 	for _, r := range []string{JWKSOK, JWKSError, JWKSRateLimited} {
 		m.jwksRefreshes.WithLabelValues(r)
 	}
-
-	// InstrumentMetricHandler registers promhttp's own counters once, here,
-	// so Handler can be called any number of times.
+	m.cacheRequests.WithLabelValues("hit")
+	m.cacheRequests.WithLabelValues("miss")
+	// OpenMetrics carries the exemplars that link a slow bucket to its trace.
 	m.handler = promhttp.InstrumentMetricHandler(reg,
-		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	return m
 }
 
-// Handler serves the registry in the Prometheus exposition format; mount it
-// at /metrics on the admin server.
+func set(values []string) map[string]bool {
+	m := make(map[string]bool, len(values))
+	for _, v := range values {
+		m[v] = true
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format (or
+// OpenMetrics, when the scraper asks for it); mount it at /metrics on the
+// admin server.
 func (m *Metrics) Handler() http.Handler { return m.handler }
 
-// RegisterDB exports the pool's sql.DBStats as go_sql_* series with
-// db_name="trustchain". It fails if the pool was already registered.
-func (m *Metrics) RegisterDB(db *sql.DB) error {
-	if err := m.reg.Register(collectors.NewDBStatsCollector(db, namespace)); err != nil {
-		return fmt.Errorf("register db stats collector: %w", err)
+// ObserveRequest counts and times one answered inbound request. route must
+// be a route name (never a raw path); the trace in ctx, if sampled, becomes
+// the duration's exemplar.
+func (m *Metrics) ObserveRequest(ctx context.Context, route string, status int, elapsed time.Duration) {
+	if !m.routes[route] {
+		route = reasonOther
 	}
-	return nil
+	class := codeClass(status)
+	m.httpRequests.WithLabelValues(route, class).Inc()
+	observe(ctx, m.httpDuration.WithLabelValues(route, class), elapsed)
 }
 
-// TokenCheck records the outcome of checking one request's bearer token. Pass
-// the error the auth middleware got (nil when the token was accepted); the
-// reason label comes from the domain error, so it stays bounded.
-func (m *Metrics) TokenCheck(err error) {
-	result, reason := TokenRejected, tokenReason(err)
-	if err == nil {
-		result = TokenOK
+// UpstreamObserver returns the hook the client for upstream reports each
+// call's outcome through: status 0 when no answer came, and the outcome
+// kind ("none", "timeout", …).
+func (m *Metrics) UpstreamObserver(upstream string) func(ctx context.Context, status int, kind string, elapsed time.Duration) {
+	return func(ctx context.Context, status int, kind string, elapsed time.Duration) {
+		class := "none"
+		if status != 0 {
+			class = codeClass(status)
+		}
+		if !m.kinds[kind] {
+			kind = reasonOther
+		}
+		m.upstreamRequests.WithLabelValues(upstream, class, kind).Inc()
+		observe(ctx, m.upstreamDuration.WithLabelValues(upstream, class, kind), elapsed)
 	}
-	m.tokenChecks.WithLabelValues(result, reason).Inc()
 }
 
-func tokenReason(err error) string {
-	var te *domain.TokenError
-	switch {
-	case err == nil:
-		return ReasonOK
-	case errors.Is(err, domain.ErrTokenMissing):
-		return ReasonMissing
-	case errors.Is(err, domain.ErrInsufficientScope):
-		return ReasonInsufficientScope
-	case errors.Is(err, domain.ErrVerifierNotReady):
-		return ReasonNotReady
-	case errors.As(err, &te):
-		for _, known := range knownTokenReasons {
-			if te.Reason == known {
-				return known
-			}
+// observe records d with the sampled trace in ctx as its exemplar.
+func observe(ctx context.Context, o prometheus.Observer, d time.Duration) {
+	sc := trace.SpanContextFromContext(ctx)
+	if eo, ok := o.(prometheus.ExemplarObserver); ok && sc.IsSampled() {
+		eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": sc.TraceID().String()})
+		return
+	}
+	o.Observe(d.Seconds())
+}
+
+// codeClass turns a status into "2xx" and friends.
+func codeClass(code int) string {
+	if code < 100 || code > 599 {
+		return reasonOther
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// TokenCheck records the outcome of checking one request's bearer token:
+// reason is "" for an accepted token, else a domain refusal reason.
+func (m *Metrics) TokenCheck(reason string) {
+	if reason == "" {
+		m.tokenOK.Inc()
+		return
+	}
+	m.tokenChecks.WithLabelValues(TokenRejected, boundedReason(reason)).Inc()
+}
+
+func boundedReason(reason string) string {
+	for _, known := range domain.TokenReasons() {
+		if reason == known {
+			return reason
 		}
 	}
 	return reasonOther
@@ -205,17 +252,55 @@ func (m *Metrics) JWKSRefresh(result string) {
 	m.jwksRefreshes.WithLabelValues(result).Inc()
 }
 
-// PeerRefused records a request refused by the peer allow-list. mode is the
-// configured way of identifying peers, a value from config and never from the
-// request.
+// PeerRefused records a caller refused by the workload allow-list. mode is
+// how peers are identified (mtls or xfcc), a value from config and never
+// from the request.
 func (m *Metrics) PeerRefused(mode string) {
 	m.peerRefusals.WithLabelValues(mode).Inc()
 }
 
+// DependencyUp records whether a dependency answers.
+func (m *Metrics) DependencyUp(name string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	m.dependencyUp.WithLabelValues(name).Set(v)
+}
+
+// TraceExportFailed counts a batch of spans the exporter could not send.
+func (m *Metrics) TraceExportFailed() { m.traceExportErrs.Inc() }
+
+// TokenCache returns the hooks the verified-token cache reports hits,
+// misses and evictions through.
+func (m *Metrics) TokenCache() (hit, miss, evicted func()) {
+	hits, misses := m.cacheRequests.WithLabelValues("hit"), m.cacheRequests.WithLabelValues("miss")
+	return hits.Inc, misses.Inc, m.cacheEvictions.Inc
+}
+
+// TokenCacheSize reports the number of cached tokens at scrape time.
+func (m *Metrics) TokenCacheSize(size func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "token_cache_entries",
+		Help:        "Verified tokens the cache holds now.",
+		ConstLabels: prometheus.Labels{"role": m.role},
+	}, func() float64 { return float64(size()) }))
+}
+
+// RegisterDB exports the pool's sql.DBStats as go_sql_* series with the
+// real database name and the role.
+func (m *Metrics) RegisterDB(db *sql.DB, dbName string) error {
+	c := collectors.NewDBStatsCollector(db, dbName)
+	if err := prometheus.WrapRegistererWith(prometheus.Labels{"role": m.role}, m.reg).Register(c); err != nil {
+		return fmt.Errorf("register db stats collector: %w", err)
+	}
+	return nil
+}
+
 // ObserveDBQuery records one SQL query's duration. operation is the SQL verb;
 // anything unusual is counted as "other".
-func (m *Metrics) ObserveDBQuery(operation string, d time.Duration) {
-	m.dbQueryDuration.WithLabelValues(sqlOperation(operation)).Observe(d.Seconds())
+func (m *Metrics) ObserveDBQuery(ctx context.Context, operation string, d time.Duration) {
+	observe(ctx, m.dbQueryDuration.WithLabelValues(sqlOperation(operation)), d)
 }
 
 func sqlOperation(op string) string {
@@ -228,9 +313,7 @@ func sqlOperation(op string) string {
 }
 
 // QueryHook times every query bun runs into
-// trustchain_db_query_duration_seconds:
-//
-//	db = db.WithQueryHook(metrics.QueryHook())
+// trustchain_db_query_duration_seconds.
 func (m *Metrics) QueryHook() bun.QueryHook { return dbQueryHook{m} }
 
 type dbQueryHook struct{ m *Metrics }
@@ -239,6 +322,6 @@ func (h dbQueryHook) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context
 	return ctx
 }
 
-func (h dbQueryHook) AfterQuery(_ context.Context, e *bun.QueryEvent) {
-	h.m.ObserveDBQuery(e.Operation(), time.Since(e.StartTime))
+func (h dbQueryHook) AfterQuery(ctx context.Context, e *bun.QueryEvent) {
+	h.m.ObserveDBQuery(ctx, e.Operation(), time.Since(e.StartTime))
 }

@@ -2,9 +2,8 @@ package telemetry_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/trustchain/trustchain/adapters/telemetry"
 	"github.com/trustchain/trustchain/domain"
@@ -80,48 +80,28 @@ func assertSeries(tb testing.TB, fams map[string]*dto.MetricFamily, name string,
 	}
 }
 
-func TestMiddlewareCountsInboundByRouteAndClass(t *testing.T) {
-	m := telemetry.NewMetrics("a", telemetry.BuildInfo{Version: "1.2.3", Commit: "abcdef"})
-	products := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			http.Error(w, "no token", http.StatusUnauthorized)
-			return
-		}
-		_, _ = w.Write([]byte("[]"))
+func newMetrics(role string) *telemetry.Metrics {
+	return telemetry.NewMetrics(telemetry.MetricsConfig{
+		Role:          role,
+		Build:         telemetry.BuildInfo{Version: "1.2.3", Commit: "abcdef"},
+		Routes:        []string{"/products", "/products/{id}", "other"},
+		UpstreamKinds: []string{"none", "timeout", "connection"},
 	})
-	mux := http.NewServeMux()
-	mux.Handle("GET /products", m.Middleware("/products", products))
-	mux.Handle("/", m.Middleware(telemetry.RouteOther, http.NotFoundHandler()))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+}
 
-	for _, tc := range []struct {
-		path, auth string
-		want       int
-	}{
-		{"/products", "Bearer x", http.StatusOK},
-		{"/products", "", http.StatusUnauthorized},
-		{"/products/123?x", "Bearer x", http.StatusNotFound},
-	} {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
-		if tc.auth != "" {
-			req.Header.Set("Authorization", tc.auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Fatalf("GET %s: status %d, want %d", tc.path, resp.StatusCode, tc.want)
-		}
-	}
+func TestObserveRequestCountsByRouteAndClass(t *testing.T) {
+	m := newMetrics("a")
+	ctx := context.Background()
+	m.ObserveRequest(ctx, "/products", 200, time.Millisecond)
+	m.ObserveRequest(ctx, "/products", 401, time.Millisecond)
+	m.ObserveRequest(ctx, "other", 404, time.Millisecond)
+	m.ObserveRequest(ctx, "/products/123", 404, time.Millisecond) // not a route name
 
 	fams := scrape(t, m)
 	want := map[string]float64{
 		"code_class=2xx,role=a,route=/products": 1,
 		"code_class=4xx,role=a,route=/products": 1,
-		"code_class=4xx,role=a,route=other":     1,
+		"code_class=4xx,role=a,route=other":     2,
 	}
 	assertSeries(t, fams, "trustchain_http_requests_total", want)
 	assertSeries(t, fams, "trustchain_http_request_duration_seconds", want)
@@ -144,134 +124,91 @@ func TestMiddlewareCountsInboundByRouteAndClass(t *testing.T) {
 	}
 }
 
-func TestMiddlewareKeepsFlusherAndCountsPanics(t *testing.T) {
-	m := telemetry.NewMetrics("c", telemetry.BuildInfo{})
-	var flushed bool
-	h := m.Middleware("/stream", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.(http.Flusher).Flush()
-		flushed = true
-	}))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stream", nil))
-	if !flushed || !rec.Flushed {
-		t.Fatalf("flush did not reach the recorder")
+func TestBucketsFitTheBudgets(t *testing.T) {
+	m := newMetrics("c")
+	m.ObserveRequest(context.Background(), "/products", 200, time.Second)
+	mf := scrape(t, m)["trustchain_http_request_duration_seconds"]
+	var bounds []float64
+	for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
 	}
-
-	boom := m.Middleware("/boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("panic was swallowed")
-			}
-		}()
-		boom.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/boom", nil))
-	}()
-
-	assertSeries(t, scrape(t, m), "trustchain_http_requests_total", map[string]float64{
-		"code_class=2xx,role=c,route=/stream": 1,
-		"code_class=5xx,role=c,route=/boom":   1,
-	})
+	for _, budget := range []float64{3, 6, 8} {
+		if !slices.Contains(bounds, budget) {
+			t.Errorf("no bucket ends at the %vs budget: %v", budget, bounds)
+		}
+	}
 }
 
-func TestTransportClassifiesOutcomes(t *testing.T) {
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
-		}
+func TestExemplarsCarryTheTrace(t *testing.T) {
+	m := newMetrics("b")
+	tid, _ := trace.TraceIDFromHex(inTraceID)
+	sid, _ := trace.SpanIDFromHex(inSpanID)
+	sampled := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
 	}))
-	t.Cleanup(slow.Close)
-	status := func(code int) *httptest.Server {
-		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
-		t.Cleanup(s.Close)
-		return s
+	m.ObserveRequest(sampled, "/products", 200, 2*time.Millisecond)
+
+	srv := httptest.NewServer(m.Handler())
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Accept", "application/openmetrics-text; version=1.0.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	closedAddr := func() string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), `# {trace_id="`+inTraceID+`"}`) {
+		t.Fatalf("OpenMetrics scrape has no exemplar for the trace:\n%s", grep(string(body), "http_request_duration"))
+	}
+}
+
+func grep(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
 		}
-		addr := l.Addr().String()
-		l.Close()
-		return "http://" + addr
-	}()
+	}
+	return strings.Join(out, "\n")
+}
 
-	// opaque fails the way http.Transport sometimes does once the context
-	// ends: with an error that wraps nothing.
-	opaque := roundTripperFunc(func(r *http.Request) (*http.Response, error) {
-		<-r.Context().Done()
-		return nil, errors.New("net/http: request canceled")
-	})
-	deadline := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.Background(), 50*time.Millisecond)
+func TestUpstreamObserverLabels(t *testing.T) {
+	m := newMetrics("a")
+	observe := m.UpstreamObserver("service-c")
+	ctx := context.Background()
+	observe(ctx, 200, "none", time.Millisecond)
+	observe(ctx, 0, "connection", time.Millisecond)
+	observe(ctx, 504, "timeout", time.Millisecond)
+	observe(ctx, 502, "something new", time.Millisecond) // not a known kind
+	want := map[string]float64{
+		"code_class=2xx,error=none,role=a,upstream=service-c":        1,
+		"code_class=none,error=connection,role=a,upstream=service-c": 1,
+		"code_class=5xx,error=timeout,role=a,upstream=service-c":     1,
+		"code_class=5xx,error=other,role=a,upstream=service-c":       1,
 	}
-	cancelSoon := func() (context.Context, context.CancelFunc) {
-		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(50*time.Millisecond, cancel)
-		return ctx, cancel
-	}
-
-	tests := []struct {
-		name string
-		url  string
-		ctx  func() (context.Context, context.CancelFunc)
-		next http.RoundTripper
-		want string
-	}{
-		{"ok", status(http.StatusOK).URL, nil, nil, "code_class=2xx,error=none"},
-		{"503", status(http.StatusServiceUnavailable).URL, nil, nil, "code_class=5xx,error=bad_response"},
-		{"504", status(http.StatusGatewayTimeout).URL, nil, nil, "code_class=5xx,error=timeout"},
-		{"404", status(http.StatusNotFound).URL, nil, nil, "code_class=4xx,error=bad_response"},
-		{"401", status(http.StatusUnauthorized).URL, nil, nil, "code_class=4xx,error=rejected"},
-		{"403", status(http.StatusForbidden).URL, nil, nil, "code_class=4xx,error=rejected"},
-		{"refused", closedAddr, nil, nil, "code_class=none,error=connection"},
-		{"context deadline", slow.URL, deadline, nil, "code_class=none,error=timeout"},
-		{"canceled", slow.URL, cancelSoon, nil, "code_class=none,error=canceled"},
-		{"opaque error after deadline", slow.URL, deadline, opaque, "code_class=none,error=timeout"},
-		{"opaque error after cancel", slow.URL, cancelSoon, opaque, "code_class=none,error=canceled"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := telemetry.NewMetrics("a", telemetry.BuildInfo{})
-			client := &http.Client{Transport: m.Transport("service-c", tc.next)}
-			ctx, cancel := context.Background(), context.CancelFunc(func() {})
-			if tc.ctx != nil {
-				ctx, cancel = tc.ctx()
-			}
-			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, tc.url, nil)
-			if resp, err := client.Do(req); err == nil {
-				resp.Body.Close()
-			}
-
-			want := map[string]float64{tc.want + ",role=a,upstream=service-c": 1}
-			fams := scrape(t, m)
-			assertSeries(t, fams, "trustchain_upstream_requests_total", want)
-			assertSeries(t, fams, "trustchain_upstream_request_duration_seconds", want)
-		})
-	}
+	fams := scrape(t, m)
+	assertSeries(t, fams, "trustchain_upstream_requests_total", want)
+	assertSeries(t, fams, "trustchain_upstream_request_duration_seconds", want)
 }
 
 func TestTokenCheckReasons(t *testing.T) {
 	tests := []struct {
-		name string
-		err  error
-		want string
+		name   string
+		reason string
+		want   string
 	}{
-		{"accepted", nil, "reason=ok,result=ok"},
-		{"missing", domain.ErrTokenMissing, "reason=missing,result=rejected"},
-		{"scope", fmt.Errorf("list: %w", domain.ErrInsufficientScope), "reason=insufficient_scope,result=rejected"},
-		{"not ready", domain.ErrVerifierNotReady, "reason=not_ready,result=rejected"},
-		{"expired, wrapped", fmt.Errorf("auth: %w", &domain.TokenError{Reason: domain.ReasonExpired, Err: errors.New("exp")}), "reason=expired,result=rejected"},
-		{"bad signature", &domain.TokenError{Reason: domain.ReasonBadSignature}, "reason=bad_signature,result=rejected"},
-		{"unknown reason", &domain.TokenError{Reason: "token abc.def was odd"}, "reason=other,result=rejected"},
-		{"unrelated error", errors.New("boom"), "reason=other,result=rejected"},
+		{"accepted", "", "reason=ok,result=ok"},
+		{"missing", domain.ReasonMissing, "reason=missing,result=rejected"},
+		{"scope", domain.ReasonInsufficientScope, "reason=insufficient_scope,result=rejected"},
+		{"expired", domain.ReasonExpired, "reason=expired,result=rejected"},
+		{"unknown reason", "token abc.def was odd", "reason=other,result=rejected"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := telemetry.NewMetrics("b", telemetry.BuildInfo{})
+			m := newMetrics("b")
 			before := series(t, scrape(t, m), "trustchain_token_checks_total")
-			m.TokenCheck(tc.err)
+			m.TokenCheck(tc.reason)
 			after := series(t, scrape(t, m), "trustchain_token_checks_total")
 			key := tc.want + ",role=b"
 			if after[key]-before[key] != 1 {
@@ -288,40 +225,55 @@ func TestTokenCheckReasons(t *testing.T) {
 	}
 }
 
-func TestJWKSPeerAndDBCounters(t *testing.T) {
-	m := telemetry.NewMetrics("b", telemetry.BuildInfo{})
+func TestCountersAndGauges(t *testing.T) {
+	m := newMetrics("b")
+	ctx := context.Background()
 	m.JWKSRefresh(telemetry.JWKSOK)
 	m.JWKSRefresh(telemetry.JWKSRateLimited)
 	m.JWKSRefresh("dial tcp 10.0.0.1: refused") // not a result: counted as error
-	m.PeerRefused("spiffe")
-	m.ObserveDBQuery("SELECT", 3*time.Millisecond)
-	m.ObserveDBQuery("select", time.Millisecond)
-	m.ObserveDBQuery("WITH", time.Millisecond)
+	m.PeerRefused("mtls")
+	m.ObserveDBQuery(ctx, "SELECT", 3*time.Millisecond)
+	m.ObserveDBQuery(ctx, "select", time.Millisecond)
+	m.ObserveDBQuery(ctx, "WITH", time.Millisecond)
+	m.DependencyUp("mysql", false)
+	m.DependencyUp("oidc", true)
+	m.TraceExportFailed()
+	hit, miss, evict := m.TokenCache()
+	hit()
+	hit()
+	miss()
+	evict()
+	m.TokenCacheSize(func() int { return 7 })
 
 	fams := scrape(t, m)
 	assertSeries(t, fams, "trustchain_jwks_refreshes_total", map[string]float64{
 		"result=ok,role=b": 1, "result=rate_limited,role=b": 1, "result=error,role=b": 1,
 	})
-	assertSeries(t, fams, "trustchain_peer_refusals_total", map[string]float64{"mode=spiffe,role=b": 1})
+	assertSeries(t, fams, "trustchain_peer_refusals_total", map[string]float64{"mode=mtls,role=b": 1})
 	assertSeries(t, fams, "trustchain_db_query_duration_seconds", map[string]float64{
 		"operation=select,role=b": 2, "operation=other,role=b": 1,
 	})
+	assertSeries(t, fams, "trustchain_dependency_up", map[string]float64{"dependency=mysql,role=b": 0, "dependency=oidc,role=b": 1})
+	assertSeries(t, fams, "trustchain_trace_export_errors_total", map[string]float64{"role=b": 1})
+	assertSeries(t, fams, "trustchain_token_cache_requests_total", map[string]float64{"result=hit,role=b": 2, "result=miss,role=b": 1})
+	assertSeries(t, fams, "trustchain_token_cache_evictions_total", map[string]float64{"role=b": 1})
+	assertSeries(t, fams, "trustchain_token_cache_entries", map[string]float64{"role=b": 7})
 }
 
 func TestRegisterDBExportsPoolStatsOnce(t *testing.T) {
-	m := telemetry.NewMetrics("b", telemetry.BuildInfo{})
+	m := newMetrics("b")
 	db := openUnreachableDB(t)
-	if err := m.RegisterDB(db.DB); err != nil {
+	if err := m.RegisterDB(db.DB, "shop"); err != nil {
 		t.Fatalf("RegisterDB: %v", err)
 	}
-	if err := m.RegisterDB(db.DB); err == nil {
+	if err := m.RegisterDB(db.DB, "shop"); err == nil {
 		t.Error("second RegisterDB succeeded; want an already-registered error")
 	}
-	assertSeries(t, scrape(t, m), "go_sql_max_open_connections", map[string]float64{"db_name=trustchain": 0})
+	assertSeries(t, scrape(t, m), "go_sql_max_open_connections", map[string]float64{"db_name=shop,role=b": 0})
 }
 
 func TestMetricsQueryHookTimesBunQueries(t *testing.T) {
-	m := telemetry.NewMetrics("b", telemetry.BuildInfo{})
+	m := newMetrics("b")
 	db := openUnreachableDB(t).WithQueryHook(m.QueryHook())
 	var n int
 	// The server is not there; the hook still sees the attempt, which is
@@ -331,7 +283,3 @@ func TestMetricsQueryHookTimesBunQueries(t *testing.T) {
 	}
 	assertSeries(t, scrape(t, m), "trustchain_db_query_duration_seconds", map[string]float64{"operation=select,role=b": 1})
 }
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -5,14 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/extra/bunotel"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/contrib/propagators/b3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -24,26 +29,51 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
-// TracingConfig says where finished spans go. With no destination at all,
-// tracing is off and costs (almost) nothing, but trace context still flows
-// from inbound to outbound requests.
+// TracingConfig says where finished spans go and what they say about the
+// process. The OTLP fields carry the values of the standard OTEL_* variables;
+// the exporters still read the ones not named here (OTEL_EXPORTER_OTLP_HEADERS,
+// _TIMEOUT, _CERTIFICATE, _COMPRESSION) themselves. With no destination at
+// all, tracing is off and costs almost nothing, but trace context still
+// flows from inbound to outbound requests.
 type TracingConfig struct {
-	// ServiceName becomes service.name on every span; required when any
-	// destination is set.
-	ServiceName string
-	// OTLPEndpoint is the OTLP/HTTP base URL (the value of
-	// OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://collector:4318); "/v1/traces"
-	// is appended as the OpenTelemetry spec says. Empty means no export.
-	OTLPEndpoint string
+	// ServiceName is service.name unless OTEL_SERVICE_NAME or
+	// OTEL_RESOURCE_ATTRIBUTES say otherwise.
+	ServiceName    string
+	ServiceVersion string
+	// OTelServiceName and ResourceAttributes are OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES (key=value,… with percent-encoded values).
+	OTelServiceName    string
+	ResourceAttributes string
+	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL.
+	// With http/protobuf, "/v1/traces" is appended, as the spec says.
+	Endpoint string
+	// TracesEndpoint is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is.
+	TracesEndpoint string
+	// Protocol is OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (default) or grpc.
+	Protocol string
+	// Sampler and SamplerArg are OTEL_TRACES_SAMPLER and its argument;
+	// the default is parentbased_always_on, which follows the mesh's
+	// sampling decision.
+	Sampler, SamplerArg string
 	// Stdout, when set, receives each finished span as one JSON line.
 	Stdout io.Writer
 	// Exporter, when set, receives finished spans synchronously (tests).
 	Exporter sdktrace.SpanExporter
+	// Logger receives export failures, as structured records.
+	Logger *slog.Logger
+	// OnExportError, when set, counts each batch that failed to export.
+	OnExportError func()
+}
+
+// Enabled reports whether spans go anywhere.
+func (c TracingConfig) Enabled() bool {
+	return c.Endpoint != "" || c.TracesEndpoint != "" || c.Stdout != nil || c.Exporter != nil
 }
 
 // Tracing holds the tracer provider and propagator a process passes
 // explicitly to its instrumentation; nothing here touches otel's globals.
 type Tracing struct {
+	on         bool
 	tp         trace.TracerProvider
 	propagator propagation.TextMapPropagator
 	shutdown   func(context.Context) error
@@ -51,13 +81,15 @@ type Tracing struct {
 
 // NewPropagator reads and writes W3C traceparent/tracestate and B3 (both the
 // x-b3-* headers Envoy and Istio use and the single b3 header). On extract
-// W3C wins when both are present. Baggage is left out on purpose: nothing in
+// W3C wins when both are present. Only what parses strictly is extracted,
+// and only the parsed context is injected, so garbage a client sends is not
+// passed down the chain. Baggage is left out on purpose: nothing in
 // trustchain reads it, and the gateway would otherwise forward whatever
 // baggage an outside client sends to every hop behind it.
 func NewPropagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(
 		b3OnlyWithContext{b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader | b3.B3SingleHeader))},
-		propagation.TraceContext{},
+		boundedTraceState{propagation.TraceContext{}},
 	)
 }
 
@@ -73,6 +105,31 @@ func (p b3OnlyWithContext) Inject(ctx context.Context, carrier propagation.TextM
 	}
 }
 
+// maxTraceState is the longest tracestate taken from a caller. W3C asks
+// vendors to pass on at least 512 characters; beyond that the header only
+// grows every hop's requests.
+const maxTraceState = 512
+
+// boundedTraceState drops an oversized tracestate before the W3C propagator
+// reads it; the traceparent still counts.
+type boundedTraceState struct{ propagation.TextMapPropagator }
+
+func (p boundedTraceState) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	if len(carrier.Get("tracestate")) > maxTraceState {
+		carrier = withoutTraceState{carrier}
+	}
+	return p.TextMapPropagator.Extract(ctx, carrier)
+}
+
+type withoutTraceState struct{ propagation.TextMapCarrier }
+
+func (c withoutTraceState) Get(key string) string {
+	if strings.EqualFold(key, "tracestate") {
+		return ""
+	}
+	return c.TextMapCarrier.Get(key)
+}
+
 // NewTracing builds the provider cfg asks for. ctx bounds only the setup.
 func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	t := &Tracing{
@@ -80,31 +137,24 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 		propagator: NewPropagator(),
 		shutdown:   func(context.Context) error { return nil },
 	}
-	if cfg.OTLPEndpoint == "" && cfg.Stdout == nil && cfg.Exporter == nil {
+	if !cfg.Enabled() {
 		return t, nil
 	}
-	if cfg.ServiceName == "" {
-		return nil, errors.New("tracing: service name is required when spans are exported")
+	res, err := newResource(cfg)
+	if err != nil {
+		return nil, err
 	}
-
-	// An explicit resource keeps the SDK from reading OTEL_SERVICE_NAME and
-	// OTEL_RESOURCE_ATTRIBUTES behind the config's back.
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(cfg.ServiceName))),
-		// Follow the caller's (usually Envoy's) sampling decision so our
-		// spans land in the same traces the mesh keeps.
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
+	sampler, err := newSampler(cfg.Sampler, cfg.SamplerArg)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.OTLPEndpoint != "" {
-		endpoint, err := otlpTracesURL(cfg.OTLPEndpoint)
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler)}
+	if cfg.Endpoint != "" || cfg.TracesEndpoint != "" {
+		exp, err := newOTLPExporter(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
-		if err != nil {
-			return nil, fmt.Errorf("tracing: otlp exporter: %w", err)
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp))
+		opts = append(opts, sdktrace.WithBatcher(reportingExporter{exp, cfg.Logger, cfg.OnExportError}))
 	}
 	if cfg.Stdout != nil {
 		exp, err := stdouttrace.New(stdouttrace.WithWriter(cfg.Stdout))
@@ -118,27 +168,167 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 		opts = append(opts, sdktrace.WithSyncer(cfg.Exporter))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	t.tp, t.shutdown = tp, tp.Shutdown
+	t.on, t.tp, t.shutdown = true, tp, tp.Shutdown
 	return t, nil
 }
 
-// otlpTracesURL turns the generic OTLP base URL into the traces endpoint.
-// The exporter silently falls back to localhost on a bad URL, so parse here
-// and fail loudly instead.
-func otlpTracesURL(base string) (string, error) {
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("tracing: otlp endpoint %q: want http(s)://host:port", base)
+// newResource says which process the spans come from. Precedence, lowest
+// first: trustchain's own values, OTEL_RESOURCE_ATTRIBUTES, then
+// OTEL_SERVICE_NAME, as the OpenTelemetry spec orders them.
+func newResource(cfg TracingConfig) (*resource.Resource, error) {
+	attrs := []attribute.KeyValue{
+		semconv.ServiceName(cfg.ServiceName),
+		semconv.ServiceVersion(cfg.ServiceVersion),
+		// Replicas of one role must be told apart; a fresh UUID per
+		// process is what the spec suggests when nothing better is known.
+		semconv.ServiceInstanceID(uuid.NewString()),
 	}
-	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
-	return u.String(), nil
+	fromEnv, err := parseResourceAttributes(cfg.ResourceAttributes)
+	if err != nil {
+		return nil, err
+	}
+	attrs = append(attrs, fromEnv...)
+	if cfg.OTelServiceName != "" {
+		attrs = append(attrs, semconv.ServiceName(cfg.OTelServiceName))
+	}
+	// NewWithAttributes keeps the last value of a repeated key.
+	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), nil
+}
+
+// parseResourceAttributes reads OTEL_RESOURCE_ATTRIBUTES: comma-separated
+// key=value pairs whose values are percent-encoded.
+func parseResourceAttributes(s string) ([]attribute.KeyValue, error) {
+	var out []attribute.KeyValue
+	for _, pair := range strings.Split(s, ",") {
+		if strings.TrimSpace(pair) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(pair, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("tracing: resource attribute %q is not key=value", pair)
+		}
+		value, err := url.PathUnescape(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("tracing: resource attribute %q: %w", k, err)
+		}
+		out = append(out, attribute.String(k, value))
+	}
+	return out, nil
+}
+
+// newSampler maps OTEL_TRACES_SAMPLER's values onto the SDK's samplers.
+func newSampler(name, arg string) (sdktrace.Sampler, error) {
+	ratio := func() (float64, error) {
+		if arg == "" {
+			return 1, nil
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, fmt.Errorf("tracing: sampler argument %q is not a ratio between 0 and 1", arg)
+		}
+		return r, nil
+	}
+	switch name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "traceidratio", "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		if name == "traceidratio" {
+			return sdktrace.TraceIDRatioBased(r), nil
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+	}
+	return nil, fmt.Errorf("tracing: sampler %q is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
+}
+
+// Protocols of OTEL_EXPORTER_OTLP_PROTOCOL.
+const (
+	ProtocolHTTP = "http/protobuf"
+	ProtocolGRPC = "grpc"
+)
+
+func newOTLPExporter(ctx context.Context, cfg TracingConfig) (sdktrace.SpanExporter, error) {
+	endpoint := cfg.TracesEndpoint
+	switch cfg.Protocol {
+	case "", ProtocolHTTP:
+		if endpoint == "" {
+			base, err := checkEndpoint(cfg.Endpoint)
+			if err != nil {
+				return nil, err
+			}
+			base.Path = strings.TrimSuffix(base.Path, "/") + "/v1/traces"
+			endpoint = base.String()
+		} else if _, err := checkEndpoint(endpoint); err != nil {
+			return nil, err
+		}
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+		if err != nil {
+			return nil, fmt.Errorf("tracing: otlp/http exporter: %w", err)
+		}
+		return exp, nil
+	case ProtocolGRPC:
+		if endpoint == "" {
+			endpoint = cfg.Endpoint
+		}
+		if _, err := checkEndpoint(endpoint); err != nil {
+			return nil, err
+		}
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
+		if err != nil {
+			return nil, fmt.Errorf("tracing: otlp/grpc exporter: %w", err)
+		}
+		return exp, nil
+	}
+	return nil, fmt.Errorf("tracing: otlp protocol %q is not %s or %s", cfg.Protocol, ProtocolHTTP, ProtocolGRPC)
+}
+
+// checkEndpoint parses an OTLP URL. The exporters silently fall back to
+// localhost on a bad one, so fail loudly here instead.
+func checkEndpoint(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tracing: otlp endpoint %q: want http(s)://host:port", s)
+	}
+	return u, nil
+}
+
+// reportingExporter turns an export failure into one structured log record
+// and a count, instead of the plain-text line OpenTelemetry's global error
+// handler would print. The error is not returned: the exporter has already
+// retried, and the batch is gone either way.
+type reportingExporter struct {
+	sdktrace.SpanExporter
+	log    *slog.Logger
+	failed func()
+}
+
+func (e reportingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err == nil {
+		return nil
+	}
+	if e.failed != nil {
+		e.failed()
+	}
+	if e.log != nil {
+		e.log.LogAttrs(ctx, slog.LevelWarn, "trace export failed",
+			slog.Int("spans", len(spans)), slog.String("error", err.Error()))
+	}
+	return nil
 }
 
 // TracerProvider is the provider to pass to any further instrumentation.
 func (t *Tracing) TracerProvider() trace.TracerProvider { return t.tp }
-
-// Propagator is the propagator to pass to any further instrumentation.
-func (t *Tracing) Propagator() propagation.TextMapPropagator { return t.propagator }
 
 // Shutdown flushes buffered spans; call it once, after the servers stop.
 func (t *Tracing) Shutdown(ctx context.Context) error {
@@ -158,49 +348,137 @@ func (t *Tracing) httpOptions() []otelhttp.Option {
 	}
 }
 
-// ServerMiddleware continues the caller's trace (or starts one) around a
-// route's handler and puts the span in the request context, so the logs and
-// outbound calls below it join the trace. route names the span the way
-// Metrics.Middleware labels its series: "GET /products".
-func (t *Tracing) ServerMiddleware(route string, next http.Handler) http.Handler {
+// ServerMiddleware continues the caller's trace around the whole API. With
+// tracing on it is a server span named after the route the mux matched
+// ("GET /products/{id}"), or the method alone for a path that matched none.
+// With tracing off it only reads the caller's trace context into the
+// request's context, so logs and the next hop still join the trace.
+func (t *Tracing) ServerMiddleware(next http.Handler) http.Handler {
+	if !t.on {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := t.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			if trace.SpanContextFromContext(ctx).IsValid() {
+				r = r.WithContext(ctx)
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 	name := func(_ string, r *http.Request) string {
-		if route == RouteOther {
+		switch p := r.Pattern; {
+		case p == "" || p == "/":
 			return r.Method
+		case strings.Contains(p, " "):
+			return p
+		default:
+			return r.Method + " " + p
 		}
-		return r.Method + " " + route
 	}
-	return otelhttp.NewHandler(next, route, append(t.httpOptions(), otelhttp.WithSpanNameFormatter(name))...)
+	return otelhttp.NewHandler(next, "server", append(t.httpOptions(), otelhttp.WithSpanNameFormatter(name))...)
 }
 
-// ClientTransport starts a client span per outbound call and injects its
-// context into the request headers. With tracing off, it re-injects the
-// inbound context unchanged, so the next hop and Envoy still see the
-// caller's trace.
+// Annotate adds what the API learned about a request to its server span:
+// the request id, the refusal reason, and error.type for a 5xx.
+func (t *Tracing) Annotate(ctx context.Context, status int, reason, requestID string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attribute.StringSlice("http.request.header.x-request-id", []string{requestID}))
+	if reason != "" {
+		span.SetAttributes(attribute.String("trustchain.refusal.reason", reason))
+	}
+	if status >= 500 {
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+	}
+}
+
+// ClientTransport starts a client span per outbound call, named after the
+// method as the HTTP conventions ask, and injects its context into the
+// request. With tracing off it returns next unchanged: Inject does the
+// propagation then.
 func (t *Tracing) ClientTransport(next http.RoundTripper) http.RoundTripper {
-	if next == nil {
-		next = http.DefaultTransport
+	if !t.on {
+		return next
 	}
-	return otelhttp.NewTransport(next, t.httpOptions()...)
+	name := func(_ string, r *http.Request) string { return r.Method }
+	return otelhttp.NewTransport(next, append(t.httpOptions(), otelhttp.WithSpanNameFormatter(name))...)
 }
 
-// QueryHook makes a client span per SQL query, child of the request's span.
-// Statements are recorded with placeholders, never with arguments.
-//
-//	db = db.WithQueryHook(tracing.QueryHook())
-func (t *Tracing) QueryHook() bun.QueryHook {
-	return bunTraceHook{bunotel.NewQueryHook(
-		bunotel.WithTracerProvider(t.tp),
-		bunotel.WithMeterProvider(metricnoop.NewMeterProvider()),
-	)}
+// Inject writes the trace context of ctx into an outbound request's
+// headers when tracing is off (with tracing on, the client span does it),
+// so the next hop and Envoy still see the caller's trace. It returns nil
+// when there is nothing for it to do.
+func (t *Tracing) Inject() func(ctx context.Context, h http.Header) {
+	if t.on {
+		return nil
+	}
+	return func(ctx context.Context, h http.Header) {
+		t.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 }
 
-// bunTraceHook hides bunotel's Init method, which bun would call and which
-// registers pool metrics on the global OpenTelemetry meter provider. Pool
-// stats are already exported through Metrics.RegisterDB.
-type bunTraceHook struct{ h *bunotel.QueryHook }
-
-func (b bunTraceHook) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
-	return b.h.BeforeQuery(ctx, e)
+// DBInfo names the database SQL spans talk to.
+type DBInfo struct {
+	Name    string // the schema, db.namespace
+	Address string // server.address
+	Port    int    // server.port
 }
 
-func (b bunTraceHook) AfterQuery(ctx context.Context, e *bun.QueryEvent) { b.h.AfterQuery(ctx, e) }
+// QueryHook makes a client span per SQL query, child of the request's span,
+// with the current database conventions: db.system.name, db.namespace,
+// db.operation.name, db.query.text as MySQL received it, server.address and
+// server.port. It returns nil with tracing off.
+func (t *Tracing) QueryHook(db DBInfo) bun.QueryHook {
+	if !t.on {
+		return nil
+	}
+	return queryHook{
+		tracer: t.tp.Tracer("github.com/trustchain/trustchain/adapters/telemetry"),
+		attrs: []attribute.KeyValue{
+			semconv.DBSystemNameMySQL,
+			semconv.DBNamespace(db.Name),
+			semconv.ServerAddress(db.Address),
+			semconv.ServerPort(db.Port),
+		},
+	}
+}
+
+type queryHook struct {
+	tracer trace.Tracer
+	attrs  []attribute.KeyValue
+}
+
+func (h queryHook) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Context {
+	op := e.Operation()
+	name := op
+	if table := queryTable(e); table != "" {
+		name += " " + table
+	}
+	ctx, _ = h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(h.attrs...),
+		trace.WithAttributes(semconv.DBOperationName(op)))
+	return ctx
+}
+
+func (h queryHook) AfterQuery(ctx context.Context, e *bun.QueryEvent) {
+	span := trace.SpanFromContext(ctx)
+	defer span.End()
+	// The formatted query is the text the driver sent: bun interpolates
+	// arguments itself, so MySQL gets no placeholders.
+	span.SetAttributes(semconv.DBQueryText(e.Query))
+	if table := queryTable(e); table != "" {
+		span.SetAttributes(semconv.DBCollectionName(table))
+	}
+	if e.Err != nil && !errors.Is(e.Err, context.Canceled) {
+		span.RecordError(e.Err)
+		span.SetStatus(codes.Error, "")
+		span.SetAttributes(semconv.ErrorTypeKey.String(fmt.Sprintf("%T", e.Err)))
+	}
+}
+
+// queryTable is the table a model query reads, for span names.
+func queryTable(e *bun.QueryEvent) string {
+	if tm, ok := e.Model.(bun.TableModel); ok && tm.Table() != nil {
+		return tm.Table().Name
+	}
+	return ""
+}

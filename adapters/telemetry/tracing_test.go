@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/uptrace/bun"
@@ -77,12 +78,12 @@ func spanOfKind(tb testing.TB, spans tracetest.SpanStubs, kind trace.SpanKind) t
 func TestClientAndServerSpansShareOneTrace(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tr := newTracing(t, exp)
-	srv := httptest.NewServer(tr.ServerMiddleware("/products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(tr.ServerMiddleware(route("GET /products/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("[]"))
-	})))
+	}))))
 	t.Cleanup(srv.Close)
 
-	get(t, &http.Client{Transport: tr.ClientTransport(nil)}, context.Background(), srv.URL+"/products", nil)
+	get(t, &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}, context.Background(), srv.URL+"/products/7", nil)
 
 	spans := exp.GetSpans()
 	client, server := spanOfKind(t, spans, trace.SpanKindClient), spanOfKind(t, spans, trace.SpanKindServer)
@@ -92,8 +93,11 @@ func TestClientAndServerSpansShareOneTrace(t *testing.T) {
 	if server.Parent.SpanID() != client.SpanContext.SpanID() || !server.Parent.IsRemote() {
 		t.Errorf("server parent = %s (remote %v), want client span %s", server.Parent.SpanID(), server.Parent.IsRemote(), client.SpanContext.SpanID())
 	}
-	if server.Name != "GET /products" {
-		t.Errorf("server span name %q, want %q", server.Name, "GET /products")
+	if server.Name != "GET /products/{id}" {
+		t.Errorf("server span name %q, want the route, %q", server.Name, "GET /products/{id}")
+	}
+	if client.Name != "GET" {
+		t.Errorf("client span name %q, want the method alone, as the HTTP conventions ask", client.Name)
 	}
 	if got := server.Resource.String(); !strings.Contains(got, "service.name=trustchain-test") {
 		t.Errorf("resource %s lacks the service name", got)
@@ -115,7 +119,7 @@ func TestServerContinuesIncomingTrace(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			exp := tracetest.NewInMemoryExporter()
 			tr := newTracing(t, exp)
-			srv := httptest.NewServer(tr.ServerMiddleware("/products", http.NotFoundHandler()))
+			srv := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.NotFoundHandler())))
 			t.Cleanup(srv.Close)
 
 			get(t, http.DefaultClient, context.Background(), srv.URL+"/products", tc.header)
@@ -176,6 +180,30 @@ func TestContextCrossesAHop(t *testing.T) {
 			},
 		},
 		{
+			name: "off, garbage trace headers are dropped, not passed on",
+			in: http.Header{
+				"Traceparent":  {"00-not-a-trace-01"},
+				"Tracestate":   {"vendor=x"},
+				"X-B3-Traceid": {"zzzz"},
+				"X-B3-Spanid":  {"e457b5a2e4d86bd1"},
+				"B3":           {strings.Repeat("a", 300)},
+				"X-B3-Flags":   {"1; drop table"},
+			},
+			check: func(t *testing.T, out http.Header) {
+				for _, h := range []string{"Traceparent", "Tracestate", "X-B3-Traceid", "X-B3-Spanid", "B3", "X-B3-Flags", "X-B3-Sampled"} {
+					wantHeader(t, out, h, "")
+				}
+			},
+		},
+		{
+			name: "off, an oversized tracestate is dropped and the trace kept",
+			in:   http.Header{"Traceparent": {traceparent}, "Tracestate": {"v=" + strings.Repeat("x", 600)}},
+			check: func(t *testing.T, out http.Header) {
+				wantHeader(t, out, "Traceparent", traceparent)
+				wantHeader(t, out, "Tracestate", "")
+			},
+		},
+		{
 			name: "on, our client span becomes the parent",
 			on:   true,
 			in:   http.Header{"Traceparent": {traceparent}},
@@ -222,10 +250,16 @@ func TestContextCrossesAHop(t *testing.T) {
 				mu.Unlock()
 			}))
 			t.Cleanup(next.Close)
-			client := &http.Client{Transport: tr.ClientTransport(nil)}
-			hop := httptest.NewServer(tr.ServerMiddleware("/products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				get(t, client, r.Context(), next.URL, nil)
-			})))
+			client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
+			hop := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				// As httpapi's client does: inject when the transport
+				// does not.
+				header := http.Header{}
+				if inject := tr.Inject(); inject != nil {
+					inject(r.Context(), header)
+				}
+				get(t, client, r.Context(), next.URL, header)
+			}))))
 			t.Cleanup(hop.Close)
 
 			get(t, http.DefaultClient, context.Background(), hop.URL+"/products", tc.in)
@@ -257,10 +291,15 @@ func TestNewTracingConfig(t *testing.T) {
 	}{
 		{"nothing configured is off", telemetry.TracingConfig{}, ""},
 		{"stdout", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard}, ""},
-		{"otlp", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "http://127.0.0.1:4318"}, ""},
-		{"exporter without a service name", telemetry.TracingConfig{Exporter: tracetest.NewInMemoryExporter()}, "service name"},
-		{"endpoint without scheme", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "collector:4318"}, "otlp endpoint"},
-		{"endpoint with wrong scheme", telemetry.TracingConfig{ServiceName: "a", OTLPEndpoint: "grpc://collector:4317"}, "otlp endpoint"},
+		{"otlp/http", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://127.0.0.1:4318"}, ""},
+		{"otlp/grpc", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://127.0.0.1:4317", Protocol: telemetry.ProtocolGRPC}, ""},
+		{"traces endpoint alone", telemetry.TracingConfig{ServiceName: "a", TracesEndpoint: "https://collector/v1/traces"}, ""},
+		{"endpoint without scheme", telemetry.TracingConfig{ServiceName: "a", Endpoint: "collector:4318"}, "otlp endpoint"},
+		{"endpoint with wrong scheme", telemetry.TracingConfig{ServiceName: "a", Endpoint: "grpc://collector:4317"}, "otlp endpoint"},
+		{"unknown protocol", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://c:4318", Protocol: "http/json"}, "protocol"},
+		{"unknown sampler", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Sampler: "sometimes"}, "sampler"},
+		{"ratio out of range", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Sampler: "traceidratio", SamplerArg: "2"}, "ratio"},
+		{"bad resource attributes", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, ResourceAttributes: "novalue"}, "resource attribute"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -279,6 +318,115 @@ func TestNewTracingConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestResourceFollowsTheOTelVariables(t *testing.T) {
+	tests := []struct {
+		name                 string
+		otelName, attributes string
+		wantName             string
+	}{
+		{"trustchain's own name by default", "", "", "service-c"},
+		{"OTEL_RESOURCE_ATTRIBUTES overrides it", "", "service.name=from-attrs,deployment.environment=prod", "from-attrs"},
+		{"OTEL_SERVICE_NAME wins over both", "from-env", "service.name=from-attrs", "from-env"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+				ServiceName: "service-c", ServiceVersion: "1.2.3", Exporter: exp,
+				OTelServiceName: tc.otelName, ResourceAttributes: tc.attributes,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
+			span.End()
+			attrs := map[string]string{}
+			for _, kv := range exp.GetSpans()[0].Resource.Attributes() {
+				attrs[string(kv.Key)] = kv.Value.String()
+			}
+			if attrs["service.name"] != tc.wantName || attrs["service.version"] != "1.2.3" || len(attrs["service.instance.id"]) != 36 {
+				t.Errorf("resource = %v; want service.name %q, service.version and a service.instance.id", attrs, tc.wantName)
+			}
+			if tc.attributes != "" && strings.Contains(tc.attributes, "deployment") && attrs["deployment.environment"] != "prod" {
+				t.Errorf("resource lost an attribute of OTEL_RESOURCE_ATTRIBUTES: %v", attrs)
+			}
+		})
+	}
+}
+
+func TestExportFailuresAreLoggedAsJSONAndCounted(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusBadRequest) // not retryable: one attempt
+	}))
+	t.Cleanup(collector.Close)
+	log, buf := newJSONLogger(t)
+	var failed atomic.Int32
+	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+		ServiceName: "a", Endpoint: collector.URL, Logger: log, OnExportError: func() { failed.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
+	span.End()
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if failed.Load() != 1 {
+		t.Fatalf("export failures counted: %d, want 1", failed.Load())
+	}
+	rec := records(t, buf)
+	if len(rec) != 1 || rec[0]["msg"] != "trace export failed" || rec[0]["error"] == nil {
+		t.Fatalf("log = %v, want one structured export failure", rec)
+	}
+}
+
+func TestAnnotateMarksRefusalsAndServerErrors(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, exp)
+	for _, tc := range []struct {
+		status int
+		reason string
+	}{{200, ""}, {401, "expired"}, {503, "unavailable"}} {
+		h := tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tc.status)
+			tr.Annotate(r.Context(), tc.status, tc.reason, "req-1")
+		})))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/products", nil))
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	for i, want := range []map[string]string{
+		{"http.request.header.x-request-id": `["req-1"]`},
+		{"trustchain.refusal.reason": "expired"},
+		{"trustchain.refusal.reason": "unavailable", "error.type": "503"},
+	} {
+		got := map[string]string{}
+		for _, kv := range spans[i].Attributes {
+			got[string(kv.Key)] = kv.Value.String()
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("span %d: %s = %q, want %q (all: %v)", i, k, got[k], v, got)
+			}
+		}
+		if _, ok := got["error.type"]; ok && spans[i].Name != "GET /products" || (i < 2 && got["error.type"] != "") {
+			t.Errorf("span %d: error.type on a non-5xx answer: %v", i, got)
+		}
+	}
+}
+
+// route serves h at pattern behind a mux, as the API does, so the server
+// span can be named after the route.
+func route(pattern string, h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(pattern, h)
+	return mux
 }
 
 func TestTracingOffRecordsNothing(t *testing.T) {
@@ -301,7 +449,7 @@ func TestOTLPExportGoesToTracesPath(t *testing.T) {
 	t.Cleanup(collector.Close)
 
 	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
-		ServiceName: "a", OTLPEndpoint: collector.URL + "/otlp/",
+		ServiceName: "a", Endpoint: collector.URL + "/otlp/",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -340,10 +488,11 @@ func TestStdoutPrintsFinishedSpans(t *testing.T) {
 func TestTracingQueryHookSpansJoinTheRequest(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tr := newTracing(t, exp)
-	if _, ok := tr.QueryHook().(interface{ Init(*bun.DB) }); ok {
+	hook := tr.QueryHook(telemetry.DBInfo{Name: "shop", Address: "db.internal", Port: 3306})
+	if _, ok := hook.(interface{ Init(*bun.DB) }); ok {
 		t.Fatal("query hook exposes Init; bun would register metrics on the global meter provider")
 	}
-	db := openUnreachableDB(t).WithQueryHook(tr.QueryHook())
+	db := openUnreachableDB(t).WithQueryHook(hook)
 
 	ctx, parent := tr.TracerProvider().Tracer("test").Start(context.Background(), "request")
 	var n int
@@ -360,13 +509,29 @@ func TestTracingQueryHookSpansJoinTheRequest(t *testing.T) {
 	if q.Name != "SELECT" || q.Status.Code != codes.Error {
 		t.Errorf("query span %q status %v, want SELECT with an error status", q.Name, q.Status.Code)
 	}
-	var statement string
+	attrs := map[string]string{}
 	for _, a := range q.Attributes {
-		if a.Key == "db.statement" {
-			statement = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
+	}
+	want := map[string]string{
+		"db.system.name":    "mysql",
+		"db.namespace":      "shop",
+		"db.operation.name": "SELECT",
+		"db.query.text":     "SELECT 42", // what MySQL received: bun interpolates
+		"server.address":    "db.internal",
+		"server.port":       "3306",
+	}
+	for k, v := range want {
+		if attrs[k] != v {
+			t.Errorf("%s = %q, want %q", k, attrs[k], v)
 		}
 	}
-	if statement == "" || strings.Contains(statement, "42") {
-		t.Errorf("db.statement %q: want the query with placeholders, not arguments", statement)
+	for _, old := range []string{"db.statement", "db.system", "code.filepath", "code.function"} {
+		if _, ok := attrs[old]; ok {
+			t.Errorf("span carries the old or leaky attribute %s", old)
+		}
+	}
+	if tr := newTracing(t, nil); tr.QueryHook(telemetry.DBInfo{}) != nil {
+		t.Error("tracing off still hooks every query")
 	}
 }

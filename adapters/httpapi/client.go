@@ -1,0 +1,377 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/ports"
+)
+
+var _ ports.ProductSource = (*Client)(nil)
+
+const (
+	// maxResponseHeaderBytes caps the next hop's response headers; Go's
+	// default is 10 MB.
+	maxResponseHeaderBytes = 64 << 10
+	// maxErrorBody caps an error answer from the next hop.
+	maxErrorBody = 4 << 10
+	// maxChallengeLength caps a WWW-Authenticate this hop passes on.
+	maxChallengeLength = 512
+	// maxRelayedMessage caps the message of a refusal this hop passes on.
+	maxRelayedMessage = 256
+	// maxRetryAfter caps the Retry-After this hop passes on, in seconds.
+	maxRetryAfter = 3600
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	// URL is the next hop's base URL, e.g. http://service-c:8080.
+	URL string
+	// Timeout bounds one call, including reading the body.
+	Timeout time.Duration
+	// MaxIdleConnsPerHost sizes the keep-alive pool; Go's default of 2
+	// would make every burst open new connections.
+	MaxIdleConnsPerHost int
+	// TLS, when set, is used for https upstreams (native SPIFFE mTLS).
+	TLS *tls.Config
+	// WrapTransport, when set, decorates the transport (tracing).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Propagate, when set, writes the trace context of ctx into each
+	// outbound request's headers (tracing off: the caller's trace still
+	// reaches the next hop).
+	Propagate func(ctx context.Context, h http.Header)
+	// Observe, when set, learns each call's outcome: the status (0 when no
+	// answer came), the outcome kind (KindNone, KindTimeout, …) and the
+	// time the whole call took, body included.
+	Observe func(ctx context.Context, status int, kind string, elapsed time.Duration)
+}
+
+// Client calls the next hop. It forwards the caller's credentials from the
+// context, bounds each call by the hop's budget, reads answers strictly and
+// turns every way the next hop can fail into a domain error.
+type Client struct {
+	base      url.URL
+	timeout   time.Duration
+	http      *http.Client
+	propagate func(ctx context.Context, h http.Header)
+	observe   func(ctx context.Context, status int, kind string, elapsed time.Duration)
+}
+
+// NewClient returns a client for cfg.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	base, err := url.Parse(cfg.URL)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || base.User != nil {
+		return nil, fmt.Errorf("upstream %q is not an http(s) URL", cfg.URL)
+	}
+	if cfg.Timeout <= 0 {
+		return nil, errors.New("upstream timeout must be positive")
+	}
+	idle := cfg.MaxIdleConnsPerHost
+	if idle <= 0 {
+		idle = 64
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil // hop-to-hop traffic never goes through an egress proxy
+	t.MaxIdleConns = idle * 4
+	t.MaxIdleConnsPerHost = idle
+	t.IdleConnTimeout = 90 * time.Second
+	t.TLSHandshakeTimeout = cfg.Timeout
+	t.TLSClientConfig = cfg.TLS
+	t.MaxResponseHeaderBytes = maxResponseHeaderBytes
+	// Answers are small JSON on a local network: compression would cost
+	// more CPU than it saves.
+	t.DisableCompression = true
+	var rt http.RoundTripper = t
+	if cfg.WrapTransport != nil {
+		rt = cfg.WrapTransport(rt)
+	}
+	base.Path = strings.TrimSuffix(base.Path, "/")
+	return &Client{
+		base:      *base,
+		timeout:   cfg.Timeout,
+		propagate: cfg.Propagate,
+		observe:   cfg.Observe,
+		// No client-level Timeout: the context deadline below covers the
+		// whole call and, unlike http.Client.Timeout, tells us it was ours.
+		http: &http.Client{
+			Transport: rt,
+			// A hop never follows redirects: the token must not leave for
+			// another host.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// CloseIdleConnections drops pooled connections (used on shutdown).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// ListProducts asks the next hop for the page req names.
+func (c *Client) ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error) {
+	var page domain.Page
+	err := c.call(ctx, ProductsPath, pageQuery(req), pageBodyLimit(req.Limit()), func(resp *http.Response, body io.Reader) error {
+		products, err := decodeProducts(body, req.Limit())
+		if err != nil {
+			return err
+		}
+		link, more, err := parseNextLink(resp.Header.Values("Link"))
+		if err != nil {
+			return err
+		}
+		if page, err = domain.NewPage(req, products, more); err != nil {
+			return err
+		}
+		if next, _ := page.Next(); more && next != link {
+			return fmt.Errorf("the Link header does not name the page after this one")
+		}
+		return nil
+	})
+	return page, err
+}
+
+// GetProduct asks the next hop for one product.
+func (c *Client) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
+	var p domain.Product
+	err := c.call(ctx, ProductsPath+"/"+strconv.FormatInt(id, 10), "", productBodyLimit, func(_ *http.Response, body io.Reader) error {
+		var err error
+		if p, err = decodeOneProduct(body); err != nil {
+			return err
+		}
+		if p.ID() != id {
+			return fmt.Errorf("asked for product %d, got %d", id, p.ID())
+		}
+		return nil
+	})
+	return p, err
+}
+
+// call makes one GET to the next hop and hands a 200's body, capped at
+// limit bytes, to decode. Every other answer and every failure becomes the
+// domain error a caller of this hop should see.
+func (c *Client) call(ctx context.Context, path, query string, limit int64, decode func(*http.Response, io.Reader) error) (err error) {
+	start := time.Now()
+	status, kind := 0, ""
+	defer func() {
+		if c.observe != nil {
+			if kind == "" {
+				kind = outcomeKind(err)
+			}
+			c.observe(ctx, status, kind, time.Since(start))
+		}
+	}()
+	creds, ok := domain.CredentialsFrom(ctx)
+	if !ok || creds.Token() == "" {
+		// Forwarding without the caller's token would only earn a 401
+		// further down: this is a wiring bug, refused here.
+		return errors.New("call upstream: no credentials to forward")
+	}
+	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	req, err := c.newRequest(callCtx, path, query, creds)
+	if err != nil {
+		return fmt.Errorf("call upstream: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctxErr := c.contextError(ctx, callCtx); ctxErr != nil {
+			return ctxErr
+		}
+		return fmt.Errorf("call upstream: %w: %v", domain.ErrUpstreamUnavailable, err)
+	}
+	defer resp.Body.Close()
+	status = resp.StatusCode
+
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if err := expectJSON(resp.Header); err != nil {
+			return fmt.Errorf("call upstream: %w: %v", domain.ErrUpstreamBadResponse, err)
+		}
+		if err := decode(resp, http.MaxBytesReader(nil, resp.Body, limit)); err != nil {
+			if ctxErr := c.contextError(ctx, callCtx); ctxErr != nil {
+				return ctxErr
+			}
+			return fmt.Errorf("call upstream: %w: %v", domain.ErrUpstreamBadResponse, err)
+		}
+		return nil
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("call upstream: %w", readRejection(resp))
+	}
+	kind, upstream := upstreamError(resp.StatusCode)
+	err = fmt.Errorf("call upstream: %w: status %d", upstream, resp.StatusCode)
+	if retry, ok := retryAfter(resp.Header); ok && errors.Is(upstream, domain.ErrSourceUnavailable) {
+		err = &retryAfterError{err: err, seconds: retry}
+	}
+	return err
+}
+
+// newRequest builds the GET for the next hop: the token as it came, the
+// request id, and nothing else of the caller's. Tracing headers are the
+// wrapping transport's job.
+func (c *Client) newRequest(ctx context.Context, path, query string, creds domain.Credentials) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	u := c.base
+	u.Path += path
+	u.RawQuery = query
+	req.URL, req.Host = &u, u.Host
+	req.Header["Authorization"] = []string{"Bearer " + creds.Token()}
+	req.Header["Accept"] = contentTypeJSON
+	req.Header[HeaderRequestID] = []string{creds.RequestID()}
+	if c.propagate != nil {
+		c.propagate(ctx, req.Header)
+	}
+	return req, nil
+}
+
+// contextError tells a client that went away (context.Canceled, passed up
+// as is) from this hop's budget running out (a timeout).
+func (c *Client) contextError(parent, call context.Context) error {
+	if err := parent.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("call upstream: %w", err)
+	}
+	if err := call.Err(); err != nil {
+		return fmt.Errorf("call upstream: %w: no answer within %s: %w", domain.ErrUpstreamTimeout, c.timeout, err)
+	}
+	return nil
+}
+
+// expectJSON refuses an answer that does not say it is JSON: an HTML error
+// page from a proxy must not be read as a product list.
+func expectJSON(h http.Header) error {
+	mediaType, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || mediaType != "application/json" {
+		return fmt.Errorf("content type %q is not application/json", truncate(h.Get("Content-Type"), 64))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return fmt.Errorf("charset %q is not utf-8", truncate(cs, 32))
+	}
+	return nil
+}
+
+// UpstreamRejection is the next hop refusing the caller (401 or 403). The
+// hop passes it back as it came, once checked: a well-formed, short
+// challenge and the JSON error shape. Anything else of the next hop's is
+// replaced by this hop's own answer for the same status.
+type UpstreamRejection struct {
+	Status    int
+	Challenge string
+	Code      string
+	Message   string
+}
+
+func (e *UpstreamRejection) Error() string {
+	return fmt.Sprintf("upstream refused the request: %d %s", e.Status, e.Code)
+}
+
+// readRejection reads a 401 or 403 from the next hop.
+func readRejection(resp *http.Response) *UpstreamRejection {
+	own := problemFor(domain.ErrTokenInvalid)
+	if resp.StatusCode == http.StatusForbidden {
+		own = problemFor(domain.ErrPeerForbidden)
+	}
+	rejection := &UpstreamRejection{Status: resp.StatusCode, Challenge: own.challenge, Code: own.code, Message: own.message}
+
+	challenges := resp.Header.Values("WWW-Authenticate")
+	challenge := ""
+	if len(challenges) == 1 {
+		challenge = challenges[0]
+	}
+	if len(challenges) > 1 || !validChallenge(challenge) {
+		return rejection
+	}
+	if expectJSON(resp.Header) != nil {
+		return rejection
+	}
+	body, err := decodeError(http.MaxBytesReader(nil, resp.Body, maxErrorBody))
+	if err != nil || !knownRefusal(resp.StatusCode, body.code) || len(body.message) > maxRelayedMessage {
+		return rejection
+	}
+	rejection.Challenge, rejection.Code, rejection.Message = challenge, body.code, body.message
+	return rejection
+}
+
+// knownRefusal reports whether code is one the table answers status with.
+func knownRefusal(status int, code string) bool {
+	for _, p := range problems {
+		if p.status == status && p.code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// validChallenge accepts an empty challenge or a short RFC 6750 one:
+// "Bearer" alone or followed by auth-params with quoted values, as every
+// hop writes them.
+func validChallenge(c string) bool {
+	if c == "" || c == "Bearer" {
+		return true
+	}
+	params, ok := strings.CutPrefix(c, "Bearer ")
+	if !ok || len(c) > maxChallengeLength {
+		return false
+	}
+	for _, param := range strings.Split(params, ", ") {
+		name, value, ok := strings.Cut(param, "=")
+		if !ok || name == "" || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if !('a' <= name[i] && name[i] <= 'z' || name[i] == '_') {
+				return false
+			}
+		}
+		for i := 1; i < len(value)-1; i++ {
+			// RFC 6750 §3: printable ASCII except " and \.
+			if value[i] < 0x20 || value[i] > 0x7e || value[i] == '"' || value[i] == '\\' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// retryAfterError carries the next hop's Retry-After up, so a 503 stays a
+// 503 with the same advice at every hop.
+type retryAfterError struct {
+	err     error
+	seconds int
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// retryAfter reads a delta-seconds Retry-After; an HTTP date or anything
+// odd is ignored (this hop then advises its own default).
+func retryAfter(h http.Header) (int, bool) {
+	v := h.Get("Retry-After")
+	if v == "" || len(v) > 5 {
+		return 0, false
+	}
+	n, ok := parseDecimal(v)
+	if !ok || n < 0 {
+		return 0, false
+	}
+	return int(min(n, maxRetryAfter)), true
+}
+
+// retryAfterOf is the Retry-After for a 503 answer of err.
+func retryAfterOf(err error) string {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return strconv.Itoa(r.seconds)
+	}
+	return "1"
+}

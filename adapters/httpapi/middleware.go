@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/ports"
+)
+
+// HeaderRequestID carries the id a user can quote, on every request between
+// the hops and on every answer.
+const HeaderRequestID = "X-Request-Id"
+
+// requestState is what one request's log line and metrics report, filled
+// in by the layers as they learn it. One per request, reached through the
+// context.
+type requestState struct {
+	requestID     string
+	subject       string
+	peer          string
+	requiredScope string
+	err           error
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	if s, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return s
+	}
+	return &requestState{}
+}
+
+// maxRequestIDLength bounds a caller's request id: Envoy's are 36-character
+// UUIDs, and anything much longer is a way to grow every hop's headers and
+// log lines.
+const maxRequestIDLength = 128
+
+// validRequestID accepts up to maxRequestIDLength characters of letters,
+// digits and - _ . : , the alphabet of UUIDs, ULIDs and hex ids.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// withRequestID is the outermost layer: it settles the request's id (the
+// caller's own if it is valid, a new one otherwise), writes it on the
+// request, so every layer and the next hop see the same one, and on the
+// answer, whatever the answer turns out to be.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(HeaderRequestID)
+		if !validRequestID(id) || len(r.Header[HeaderRequestID]) > 1 {
+			id = uuid.NewString()
+			r.Header[HeaderRequestID] = []string{id}
+		}
+		w.Header()[HeaderRequestID] = []string{id}
+		state := &requestState{requestID: id}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, state)))
+	})
+}
+
+// Outcome is what the API reports about one answered request.
+type Outcome struct {
+	Route     string // a route name, never the raw path
+	Status    int
+	Elapsed   time.Duration
+	RequestID string
+	// Reason names why the request was refused or failed; "" when it was
+	// served.
+	Reason string
+}
+
+// maxLoggedPath bounds the path in a log line; the rest is the client's
+// to invent.
+const maxLoggedPath = 256
+
+// observe reports each request once it is answered: one access-log line
+// and one observation for the metrics, whatever answered it (a route, the
+// 404 and 405 handlers, or the mux's own path-cleaning redirect). It wraps
+// the mux and reads the matched pattern after it ran. The Authorization
+// header is never read here, so no token reaches the log.
+func observe(log *slog.Logger, report func(context.Context, Outcome), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		elapsed := time.Since(start)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		route := routeOf(r.Pattern)
+		state := stateFrom(r.Context())
+		if report != nil {
+			o := Outcome{Route: route, Status: status, Elapsed: elapsed, RequestID: state.requestID}
+			if state.err != nil {
+				o.Reason = reasonFor(state.err)
+			}
+			report(r.Context(), o)
+		}
+		level := slog.LevelInfo
+		if state.err != nil {
+			level = slog.LevelWarn
+			if status >= 500 {
+				level = slog.LevelError
+			}
+		}
+		if !log.Enabled(r.Context(), level) {
+			return
+		}
+		attrs := make([]slog.Attr, 0, 10)
+		attrs = append(attrs,
+			slog.String("method", r.Method),
+			slog.String("path", truncate(r.URL.Path, maxLoggedPath)),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("duration", elapsed),
+			slog.String("request_id", state.requestID),
+		)
+		if state.subject != "" {
+			attrs = append(attrs, slog.String("sub", state.subject))
+		}
+		if state.peer != "" {
+			attrs = append(attrs, slog.String("peer", state.peer))
+		}
+		if state.err != nil {
+			attrs = append(attrs, errorAttr(state.err))
+		}
+		log.LogAttrs(r.Context(), level, "request", attrs...)
+	})
+}
+
+// routeOf turns the mux's pattern ("GET /products/{id}") into the bounded
+// route name.
+func routeOf(pattern string) string {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	switch pattern {
+	case RouteProducts, RouteProduct:
+		return pattern
+	}
+	return RouteOther
+}
+
+// maxLoggedDetail bounds an error's text in a log line; upstream answers
+// and headers can end up in it.
+const maxLoggedDetail = 512
+
+// errorAttr is the log attribute for a handled error: always an object with
+// a bounded reason and the error's text, so typed log stores can query
+// error.reason across every refusal.
+func errorAttr(err error) slog.Attr {
+	return slog.Group("error",
+		slog.String("reason", reasonFor(err)),
+		slog.String("detail", truncate(err.Error(), maxLoggedDetail)),
+	)
+}
+
+// statusRecorder remembers the status for the log and the metrics. Unwrap
+// lets http.ResponseController reach the connection for everything else.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	// 1xx answers are interim; the final status comes later.
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// PeerCheck authorises the calling workload and returns its identity for
+// the log. A refusal wraps domain.ErrPeerForbidden.
+type PeerCheck func(r *http.Request) (peer string, err error)
+
+// authorizePeer refuses callers whose workload identity is not allowed,
+// before the token is even looked at, as the mesh would.
+func authorizePeer(check PeerCheck, refused func(), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := check(r)
+		stateFrom(r.Context()).peer = truncate(peer, maxLoggedPath)
+		if err != nil {
+			if refused != nil {
+				refused()
+			}
+			writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate verifies the bearer token, enforces the required scope and
+// hands the verified token on, as domain.Credentials, to the source.
+func authenticate(verifier ports.TokenVerifier, scope string, checked func(reason string), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		state := stateFrom(r.Context())
+		state.requiredScope = scope
+		principal, raw, err := verify(r, verifier, scope)
+		if checked != nil {
+			checked(domain.TokenReason(err))
+		}
+		state.subject = principal.Subject()
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		ctx := domain.WithCredentials(r.Context(), domain.NewCredentials(raw, state.requestID))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// verify returns the principal and raw token of an acceptable request.
+func verify(r *http.Request, verifier ports.TokenVerifier, scope string) (domain.Principal, string, error) {
+	raw, err := bearerToken(r)
+	if err != nil {
+		return domain.Principal{}, "", err
+	}
+	principal, err := verifier.Verify(r.Context(), raw)
+	if err != nil {
+		return domain.Principal{}, "", err
+	}
+	if !principal.HasScope(scope) {
+		return principal, "", domain.ErrInsufficientScope
+	}
+	return principal, raw, nil
+}
+
+// bearerToken extracts the RFC 6750 bearer token from the Authorization
+// header. No Bearer credentials at all is "missing" (a bare challenge);
+// Bearer credentials that cannot be a token are "invalid".
+func bearerToken(r *http.Request) (string, error) {
+	values := r.Header["Authorization"]
+	if len(values) == 0 {
+		return "", domain.ErrTokenMissing
+	}
+	if len(values) > 1 {
+		return "", &domain.TokenError{Reason: domain.ReasonMalformed}
+	}
+	scheme, token, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", domain.ErrTokenMissing
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		return "", &domain.TokenError{Reason: domain.ReasonMalformed}
+	}
+	return token, nil
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package oidc
+
+const raceEnabled = false

@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/domain"
+)
+
+// identities are the SPIFFE IDs one role deals with.
+type identities struct {
+	self     spiffeid.ID
+	allowed  []spiffeid.ID
+	upstream spiffeid.ID
+}
+
+// resolveIdentities derives the chain's secure default from the topology,
+// the trust domain and the namespace: each role admits the one role the
+// chain says calls it (the edge admits the ingress gateway) and expects the
+// one it calls. Flags replace any of them.
+func resolveIdentities(cfg Config) (identities, error) {
+	var ids identities
+	var err error
+	h := cfg.hop()
+	sa := cfg.ServiceAccount
+	if sa == "" {
+		sa = h.ServiceAccount
+	}
+	if ids.self, err = spiffetls.ID(cfg.TrustDomain, cfg.Namespace, sa); err != nil {
+		return ids, err
+	}
+	switch {
+	case cfg.UpstreamPeer != "":
+		ids.upstream = spiffeid.RequireFromString(cfg.UpstreamPeer) // validated with the config
+	case !h.ReadsStore():
+		if ids.upstream, err = roleID(cfg, h.Calls); err != nil {
+			return ids, err
+		}
+	}
+	for _, p := range cfg.AllowedPeers {
+		ids.allowed = append(ids.allowed, spiffeid.RequireFromString(p))
+	}
+	if len(ids.allowed) > 0 {
+		return ids, nil
+	}
+	var caller spiffeid.ID
+	if h.IsEdge() {
+		caller, err = spiffetls.IngressGatewayID(cfg.TrustDomain)
+	} else {
+		caller, err = roleID(cfg, h.CalledBy)
+	}
+	ids.allowed = []spiffeid.ID{caller}
+	return ids, err
+}
+
+// roleID is the SPIFFE ID of another role of the chain.
+func roleID(cfg Config, role domain.Role) (spiffeid.ID, error) {
+	h, ok := domain.HopOf(role)
+	if !ok {
+		return spiffeid.ID{}, fmt.Errorf("the chain has no role %q", role)
+	}
+	return spiffetls.ID(cfg.TrustDomain, cfg.Namespace, h.ServiceAccount)
+}
+
+// workloadAPIStartTimeout bounds the wait for the first SVID.
+const workloadAPIStartTimeout = 30 * time.Second
+
+// openIdentity returns this workload's SVID source for mtls, or nil when
+// the role does not speak mtls.
+func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps) (spiffetls.Source, error) {
+	switch {
+	case cfg.PeerAuth != PeerAuthMTLS:
+		return nil, nil
+	case deps.Identity != nil:
+		return deps.Identity, nil
+	case cfg.SPIFFESocket != "":
+		// The first SVID must arrive at startup; an agent that never
+		// answers should fail the pod, not hang it.
+		startCtx, cancel := context.WithTimeout(ctx, workloadAPIStartTimeout)
+		defer cancel()
+		src, err := spiffetls.NewWorkloadSource(startCtx, cfg.SPIFFESocket)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func(context.Context) error { return src.Close() })
+		return src, nil
+	default:
+		src, err := spiffetls.NewFileSource(spiffetls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, Bundle: cfg.TLSBundle}, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func(context.Context) error { return src.Close() })
+		return src, nil
+	}
+}
