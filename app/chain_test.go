@@ -472,3 +472,35 @@ func TestGatewayRefusesAnUpstreamWithTheWrongIdentity(t *testing.T) {
 		t.Errorf("the refusal does not name the identity B presented:\n%s", logs)
 	}
 }
+
+// TestWorkloadIdentityXFCCBehindAWaypoint is ambient mode: the waypoint
+// writes one element, By= itself, and only its By= counts.
+func TestWorkloadIdentityXFCCBehindAWaypoint(t *testing.T) {
+	const waypoint = "spiffe://cluster.local/ns/default/sa/waypoint"
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, configure: func(role domain.Role, cfg *app.Config) {
+		if role == roleC {
+			cfg.PeerAuth = app.PeerAuthXFCC
+			cfg.XFCCTrustedProxies = []string{waypoint}
+		}
+	}})
+	tok := c.token(nil)
+	element := func(by, uri string) http.Header {
+		return http.Header{"X-Forwarded-Client-Cert": {"By=" + by + ";URI=spiffe://cluster.local/ns/default/sa/" + uri}}
+	}
+	for _, tt := range []struct {
+		name       string
+		header     http.Header
+		wantStatus int
+	}{
+		{"the waypoint vouches for A", element(waypoint, "service-a"), 200},
+		{"the waypoint vouches for B", element(waypoint, "service-b"), 403},
+		{"C's own sidecar is not trusted here", element("spiffe://cluster.local/ns/default/sa/service-c", "service-a"), 403},
+		{"another proxy", element("spiffe://cluster.local/ns/default/sa/service-a", "service-a"), 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if status, _, body := get(t, nil, c.url(roleC)+"/products", tok, tt.header); status != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", status, tt.wantStatus, body)
+			}
+		})
+	}
+}

@@ -16,6 +16,9 @@ type identities struct {
 	self     spiffeid.ID
 	allowed  []spiffeid.ID
 	upstream spiffeid.ID
+	// proxies may write the XFCC element the app trusts: the workload's
+	// own sidecar by default, an ambient waypoint when configured.
+	proxies []spiffeid.ID
 }
 
 // resolveIdentities derives the chain's secure default from the topology,
@@ -32,6 +35,13 @@ func resolveIdentities(cfg Config) (identities, error) {
 	}
 	if ids.self, err = spiffetls.ID(cfg.TrustDomain, cfg.Namespace, sa); err != nil {
 		return ids, err
+	}
+	ids.proxies = []spiffeid.ID{ids.self}
+	if len(cfg.XFCCTrustedProxies) > 0 {
+		ids.proxies = nil
+		for _, p := range cfg.XFCCTrustedProxies {
+			ids.proxies = append(ids.proxies, spiffeid.RequireFromString(p)) // validated with the config
+		}
 	}
 	switch {
 	case cfg.UpstreamPeer != "":

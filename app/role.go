@@ -303,7 +303,7 @@ func (s *Service) newUpstream(cfg Config, tel telemetryParts, identity spiffetls
 func (s *Service) newPeerAuth(cfg Config, ids identities, identity spiffetls.Source, tel telemetryParts) (httpapi.PeerCheck, *tls.Config) {
 	switch {
 	case cfg.PeerAuth == PeerAuthXFCC:
-		authz := xfcc.Authorizer{Allowed: ids.allowed, Self: ids.self}
+		authz := xfcc.Authorizer{Allowed: ids.allowed, TrustedProxies: ids.proxies}
 		return func(r *http.Request) (string, error) {
 			id, err := authz.Authorize(r)
 			return id.String(), err

@@ -19,6 +19,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trustchain/trustchain/deploy"
 )
@@ -40,11 +41,14 @@ type bundle struct {
 	authzPolicies    map[string]*securityv1.AuthorizationPolicy
 	peerAuths        map[string]*securityv1.PeerAuthentication
 	requestAuths     map[string]*securityv1.RequestAuthentication
-	gateways         map[string]*networkingv1.Gateway
+	gateways         map[string]*networkingv1.Gateway // Istio's own Gateway
 	virtualServices  map[string]*networkingv1.VirtualService
 	destinationRules map[string]*networkingv1.DestinationRule
+	k8sGateways      map[string]*gatewayv1.Gateway // Gateway API: ingress and waypoint
+	httpRoutes       map[string]*gatewayv1.HTTPRoute
+	namespaceObjects map[string]*corev1.Namespace
 
-	namespaces map[string]bool // every metadata.namespace seen ("" included)
+	namespaces map[string]bool // every namespaced object's metadata.namespace ("" included)
 }
 
 func newBundle(overlay string) *bundle {
@@ -64,7 +68,44 @@ func newBundle(overlay string) *bundle {
 		gateways:         map[string]*networkingv1.Gateway{},
 		virtualServices:  map[string]*networkingv1.VirtualService{},
 		destinationRules: map[string]*networkingv1.DestinationRule{},
+		k8sGateways:      map[string]*gatewayv1.Gateway{},
+		httpRoutes:       map[string]*gatewayv1.HTTPRoute{},
+		namespaceObjects: map[string]*corev1.Namespace{},
 		namespaces:       map[string]bool{},
+	}
+}
+
+// deepCopy returns a bundle whose objects can be changed without touching
+// b's, for the tests that loosen a rendering on purpose.
+func (b *bundle) deepCopy() *bundle {
+	c := newBundle(b.overlay)
+	c.yaml = b.yaml
+	copyAll(c.deployments, b.deployments)
+	copyAll(c.statefulSets, b.statefulSets)
+	copyAll(c.services, b.services)
+	copyAll(c.serviceAccounts, b.serviceAccounts)
+	copyAll(c.configMaps, b.configMaps)
+	copyAll(c.secrets, b.secrets)
+	copyAll(c.pdbs, b.pdbs)
+	copyAll(c.hpas, b.hpas)
+	copyAll(c.authzPolicies, b.authzPolicies)
+	copyAll(c.peerAuths, b.peerAuths)
+	copyAll(c.requestAuths, b.requestAuths)
+	copyAll(c.gateways, b.gateways)
+	copyAll(c.virtualServices, b.virtualServices)
+	copyAll(c.destinationRules, b.destinationRules)
+	copyAll(c.k8sGateways, b.k8sGateways)
+	copyAll(c.httpRoutes, b.httpRoutes)
+	copyAll(c.namespaceObjects, b.namespaceObjects)
+	for ns := range b.namespaces {
+		c.namespaces[ns] = true
+	}
+	return c
+}
+
+func copyAll[T interface{ DeepCopy() T }](dst, src map[string]T) {
+	for k, v := range src {
+		dst[k] = v.DeepCopy()
 	}
 }
 
@@ -81,6 +122,7 @@ func newStrictDecoder() (*strictDecoder, error) {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
 		autoscalingv2.AddToScheme, securityv1.AddToScheme, networkingv1.AddToScheme,
+		gatewayv1.Install,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
@@ -174,6 +216,19 @@ func (b *bundle) add(obj runtime.Object) error {
 	case *networkingv1.DestinationRule:
 		name, ns = o.Name, o.Namespace
 		b.destinationRules[name] = o
+	case *gatewayv1.Gateway:
+		name, ns = o.Name, o.Namespace
+		b.k8sGateways[name] = o
+	case *gatewayv1.HTTPRoute:
+		name, ns = o.Name, o.Namespace
+		b.httpRoutes[name] = o
+	case *corev1.Namespace:
+		// Cluster-scoped: it has no namespace of its own to record.
+		if o.Name == "" {
+			return fmt.Errorf("%T without a name", obj)
+		}
+		b.namespaceObjects[o.Name] = o
+		return nil
 	default:
 		return fmt.Errorf("no check knows %T: add it to bundle and to the assertions", obj)
 	}
@@ -232,21 +287,33 @@ func renderAll(tb testing.TB, root string) []*bundle {
 	return bundles
 }
 
-// rawObjects renders the dev overlay and returns each object's JSON by
-// "Kind/name", as input for the negative strictness tests.
+// rawObjects renders every overlay and returns each object's JSON by
+// "overlay Kind/name" ("overlay group/Kind/name" for the Gateway API, whose
+// Gateway shares its kind with Istio's), as input for the negative
+// strictness tests.
 func rawObjects(tb testing.TB) map[string][]byte {
 	tb.Helper()
-	m, err := deploy.Render(filepath.Join(".", "overlays", "dev"))
+	names, err := deploy.Overlays(".")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	out := map[string][]byte{}
-	for _, res := range m.Resources() {
-		data, err := res.MarshalJSON()
+	for _, name := range names {
+		m, err := deploy.Render(filepath.Join(".", "overlays", name))
 		if err != nil {
 			tb.Fatal(err)
 		}
-		out[res.GetKind()+"/"+res.GetName()] = data
+		for _, res := range m.Resources() {
+			data, err := res.MarshalJSON()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			kind := res.GetKind()
+			if g := res.GetGvk().Group; g == gatewayv1.GroupName {
+				kind = g + "/" + kind
+			}
+			out[name+" "+kind+"/"+res.GetName()] = data
+		}
 	}
 	return out
 }
@@ -263,23 +330,32 @@ func TestStrictDecodingRejectsMisspelledFields(t *testing.T) {
 	tests := []struct {
 		object, field, misspelt string
 	}{
-		{"Deployment/service-b", `"readinessProbe"`, `"readinesProbe"`},
-		{"Deployment/service-b", `"readOnlyRootFilesystem"`, `"readonlyRootFilesystem"`},
-		{"Service/service-a", `"selector"`, `"selektor"`},
-		{"PodDisruptionBudget/service-a", `"maxUnavailable"`, `"maxUnavailible"`},
-		{"AuthorizationPolicy/service-c", `"principals"`, `"principal"`},
-		{"AuthorizationPolicy/service-c", `"spec"`, `"spce"`},
-		{"RequestAuthentication/auth0-jwt", `"forwardOriginalToken"`, `"forwardOrignalToken"`},
-		{"PeerAuthentication/strict-mtls", `"mode"`, `"mdoe"`},
-		{"DestinationRule/service-b", `"outlierDetection"`, `"outlierDetektion"`},
-		{"Gateway/service-a", `"credentialName"`, `"credentialname"`},
-		{"VirtualService/service-a", `"gateways"`, `"gateway"`},
+		{"dev Deployment/service-b", `"readinessProbe"`, `"readinesProbe"`},
+		{"dev Deployment/service-b", `"readOnlyRootFilesystem"`, `"readonlyRootFilesystem"`},
+		{"dev Service/service-a", `"selector"`, `"selektor"`},
+		{"dev PodDisruptionBudget/service-a", `"maxUnavailable"`, `"maxUnavailible"`},
+		{"dev AuthorizationPolicy/service-c", `"principals"`, `"principal"`},
+		{"dev AuthorizationPolicy/service-c", `"spec"`, `"spce"`},
+		{"dev RequestAuthentication/auth0-jwt", `"forwardOriginalToken"`, `"forwardOrignalToken"`},
+		{"dev PeerAuthentication/strict-mtls", `"mode"`, `"mdoe"`},
+		{"dev DestinationRule/service-b", `"outlierDetection"`, `"outlierDetektion"`},
+		{"dev Gateway/service-a", `"credentialName"`, `"credentialname"`},
+		{"dev VirtualService/service-a", `"gateways"`, `"gateway"`},
+		{"ambient Namespace/default", `"labels"`, `"lables"`},
+		{"ambient AuthorizationPolicy/service-c", `"targetRefs"`, `"targetRefz"`},
+		{"ambient AuthorizationPolicy/service-c-ztunnel", `"ports"`, `"port"`},
+		{"ambient RequestAuthentication/auth0-jwt", `"targetRefs"`, `"targetRefz"`},
+		{"ambient gateway.networking.k8s.io/Gateway/waypoint", `"gatewayClassName"`, `"gatewayclassName"`},
+		{"ambient gateway.networking.k8s.io/Gateway/waypoint", `"listeners"`, `"listener"`},
+		{"ambient gateway.networking.k8s.io/Gateway/trustchain-ingress", `"certificateRefs"`, `"certificateRef"`},
+		{"ambient gateway.networking.k8s.io/HTTPRoute/service-a", `"backendRefs"`, `"backendRef"`},
+		{"ambient gateway.networking.k8s.io/HTTPRoute/service-a", `"method"`, `"methd"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.object+" "+tt.misspelt, func(t *testing.T) {
 			data, ok := raw[tt.object]
 			if !ok {
-				t.Fatalf("dev overlay has no %s", tt.object)
+				t.Fatalf("no %s", tt.object)
 			}
 			if _, err := dec.decodeStrict(data); err != nil {
 				t.Fatalf("the unmodified object must decode: %v", err)

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"reflect"
@@ -16,14 +17,23 @@ import (
 	securityapi "istio.io/api/security/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/trustchain/trustchain/adapters/httpapi"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/deploy"
+	"github.com/trustchain/trustchain/domain"
 )
 
-// roles maps each workload to the --role it must run.
-var roles = map[string]string{"service-a": "a", "service-b": "b", "service-c": "c"}
+// hops indexes the chain's one table by workload: each hop's service account
+// names its Deployment, Service and overlay.
+func hops() map[string]domain.Hop {
+	out := map[string]domain.Hop{}
+	for _, h := range domain.Chain() {
+		out[h.ServiceAccount] = h
+	}
+	return out
+}
 
 // wantWorkloads is what each deployable overlay must contain. A new overlay
 // must be added here, so none goes unchecked.
@@ -32,10 +42,8 @@ var wantWorkloads = map[string][]string{
 	"service-b": {"service-b"},
 	"service-c": {"service-c"},
 	"dev":       {"service-a", "service-b", "service-c"},
+	"ambient":   {"service-a", "service-b", "service-c"},
 }
-
-// upstreams is who calls whom: a and c are told their next hop.
-var upstreams = map[string]string{"service-a": "service-c", "service-c": "service-b"}
 
 const (
 	mainContainer   = "trustchain"
@@ -126,6 +134,11 @@ func TestOverlaysRenderIntoOneNamespace(t *testing.T) {
 			if !reflect.DeepEqual(b.namespaces, map[string]bool{ns: true}) {
 				t.Errorf("namespaces %v, want every object in %q", sortedKeys(b.namespaces), ns)
 			}
+			for name := range b.namespaceObjects {
+				if name != ns {
+					t.Errorf("Namespace %s, want only %s", name, ns)
+				}
+			}
 			if got, want := sortedKeys(b.deployments), wantWorkloads[b.overlay]; !slices.Equal(got, want) {
 				t.Errorf("deployments %v, want %v", got, want)
 			}
@@ -157,10 +170,11 @@ func TestEachRoleHasItsOwnIdentity(t *testing.T) {
 		ns := siteNamespace(t, ".")
 		for name, d := range b.deployments {
 			t.Run(b.overlay+"/"+name, func(t *testing.T) {
-				role, ok := roles[name]
+				hop, ok := hops()[name]
 				if !ok {
 					t.Fatalf("unknown workload %s", name)
 				}
+				role := string(hop.Role)
 				pod := d.Spec.Template
 				if got := pod.Labels["app"]; got != name {
 					t.Errorf("pod label app=%q, want %q", got, name)
@@ -208,9 +222,9 @@ func TestEachRoleHasItsOwnIdentity(t *testing.T) {
 
 				// Who it calls.
 				up, hasUp := env(c, "UPSTREAM_URL")
-				switch next, ok := upstreams[name]; {
+				switch next, ok := domain.HopOf(hop.Calls); {
 				case ok:
-					want := "http://" + next + "." + ns + ".svc.cluster.local:" + strconv.Itoa(int(apiPort(t)))
+					want := "http://" + next.ServiceAccount + "." + ns + ".svc.cluster.local:" + strconv.Itoa(int(apiPort(t)))
 					if !hasUp || up.Value != want {
 						t.Errorf("UPSTREAM_URL %q, want %q", up.Value, want)
 					}
@@ -344,11 +358,17 @@ func TestShutdownOutlastsTheDrain(t *testing.T) {
 		for name, d := range b.deployments {
 			t.Run(b.overlay+"/"+name, func(t *testing.T) {
 				pod := d.Spec.Template
-				var cfg struct {
-					HoldApplicationUntilProxyStarts bool `json:"holdApplicationUntilProxyStarts"`
-				}
-				if err := json.Unmarshal([]byte(pod.Annotations["proxy.istio.io/config"]), &cfg); err != nil || !cfg.HoldApplicationUntilProxyStarts {
-					t.Errorf("proxy.istio.io/config %q: want holdApplicationUntilProxyStarts true (%v)", pod.Annotations["proxy.istio.io/config"], err)
+				// With a sidecar the app must wait for it; in ambient mode
+				// istio-cni redirects the pod's traffic before any container
+				// starts (TestAmbientLeavesNoSidecarBehind checks no sidecar
+				// setting is left).
+				if !isAmbient(b) {
+					var cfg struct {
+						HoldApplicationUntilProxyStarts bool `json:"holdApplicationUntilProxyStarts"`
+					}
+					if err := json.Unmarshal([]byte(pod.Annotations["proxy.istio.io/config"]), &cfg); err != nil || !cfg.HoldApplicationUntilProxyStarts {
+						t.Errorf("proxy.istio.io/config %q: want holdApplicationUntilProxyStarts true (%v)", pod.Annotations["proxy.istio.io/config"], err)
+					}
 				}
 				c := container(t, pod.Spec, mainContainer)
 				drain := defaultDrainFor
@@ -506,7 +526,7 @@ func TestMutualTLSIsStrictEverywhere(t *testing.T) {
 					t.Errorf("PeerAuthentication %s: want namespace-wide STRICT with no port exceptions, got %v", name, &pa.Spec)
 				}
 			}
-			for workload := range roles {
+			for workload := range hops() {
 				host := workload + "." + ns + ".svc.cluster.local"
 				var dr *networkingapi.DestinationRule
 				for _, d := range b.destinationRules {
@@ -538,57 +558,159 @@ func TestMutualTLSIsStrictEverywhere(t *testing.T) {
 func TestRequestAuthenticationMatchesTheApp(t *testing.T) {
 	for _, b := range renderAll(t, ".") {
 		t.Run(b.overlay, func(t *testing.T) {
-			var cm *corev1.ConfigMap
-			for name, c := range b.configMaps {
-				if strings.HasPrefix(name, oidcConfigMap) {
-					cm = c
-				}
-			}
-			if cm == nil {
-				t.Fatalf("no %s ConfigMap", oidcConfigMap)
-			}
-			issuer, audience := cm.Data["OIDC_ISSUER"], cm.Data["OIDC_AUDIENCE"]
-			if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" || u.Host == "" || !strings.HasSuffix(issuer, "/") {
-				t.Errorf("OIDC_ISSUER %q: want an https URL ending in / (Auth0's form)", issuer)
-			}
-			if audience == "" || cm.Data["REQUIRED_SCOPE"] == "" {
-				t.Errorf("ConfigMap %v: want OIDC_AUDIENCE and REQUIRED_SCOPE", cm.Data)
-			}
-			if len(b.requestAuths) != 1 {
-				t.Fatalf("%d RequestAuthentications, want 1", len(b.requestAuths))
-			}
-			for _, ra := range b.requestAuths {
-				sel := ra.Spec.GetSelector().GetMatchLabels()
-				for name, d := range b.deployments {
-					if !selects(sel, d.Spec.Template.Labels) {
-						t.Errorf("RequestAuthentication selector %v misses %s", sel, name)
-					}
-				}
-				for name, s := range b.statefulSets {
-					if selects(sel, s.Spec.Template.Labels) {
-						t.Errorf("RequestAuthentication selector %v also selects %s", sel, name)
-					}
-				}
-				rules := ra.Spec.GetJwtRules()
-				if len(rules) != 1 {
-					t.Fatalf("%d jwtRules, want 1", len(rules))
-				}
-				r := rules[0]
-				if r.GetIssuer() != issuer {
-					t.Errorf("issuer %q, ConfigMap says %q", r.GetIssuer(), issuer)
-				}
-				if want := issuer + ".well-known/jwks.json"; r.GetJwksUri() != want {
-					t.Errorf("jwksUri %q, want %q", r.GetJwksUri(), want)
-				}
-				if !slices.Equal(r.GetAudiences(), []string{audience}) {
-					t.Errorf("audiences %v, want [%s]", r.GetAudiences(), audience)
-				}
-				if !r.GetForwardOriginalToken() {
-					t.Error("forwardOriginalToken is not true: the sidecar would strip the token before the app checks it")
-				}
+			for _, p := range requestAuthProblems(b) {
+				t.Error(p)
 			}
 		})
 	}
+}
+
+// requestAuthProblems checks the one RequestAuthentication: it trusts the
+// same issuer and audience as the app, keeps the token for the app, and
+// applies where the policies require a JWT: on every trustchain sidecar
+// (and no other pod), or in ambient mode on the waypoint, which ignores
+// selector policies.
+func requestAuthProblems(b *bundle) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	var cm *corev1.ConfigMap
+	for name, c := range b.configMaps {
+		if strings.HasPrefix(name, oidcConfigMap) {
+			cm = c
+		}
+	}
+	if cm == nil {
+		return []string{"no " + oidcConfigMap + " ConfigMap"}
+	}
+	issuer, audience := cm.Data["OIDC_ISSUER"], cm.Data["OIDC_AUDIENCE"]
+	if u, err := url.Parse(issuer); err != nil || u.Scheme != "https" || u.Host == "" || !strings.HasSuffix(issuer, "/") {
+		bad("OIDC_ISSUER %q: want an https URL ending in / (Auth0's form)", issuer)
+	}
+	if audience == "" || cm.Data["REQUIRED_SCOPE"] == "" {
+		bad("ConfigMap %v: want OIDC_AUDIENCE and REQUIRED_SCOPE", cm.Data)
+	}
+	if len(b.requestAuths) != 1 {
+		bad("%d RequestAuthentications, want 1", len(b.requestAuths))
+		return problems
+	}
+	for name, ra := range b.requestAuths {
+		if isAmbient(b) {
+			waypoints := map[string]bool{}
+			for w := range b.deployments {
+				if svc, ok := b.services[w]; ok {
+					waypoints[svc.Labels[useWaypointLabel]] = true
+				}
+			}
+			refs := ra.Spec.GetTargetRefs()
+			if ra.Spec.GetSelector() != nil || len(refs) != 1 || len(waypoints) != 1 ||
+				refs[0].GetGroup() != gatewayv1.GroupName || refs[0].GetKind() != "Gateway" || !waypoints[refs[0].GetName()] {
+				bad("RequestAuthentication %s: selector %v, targetRefs %v: want only the waypoint of %v (a waypoint ignores selectors, so no JWT would be validated and requestPrincipals would never match)",
+					name, ra.Spec.GetSelector(), refs, sortedKeys(waypoints))
+			}
+		} else {
+			if len(ra.Spec.GetTargetRefs()) != 0 || ra.Spec.GetTargetRef() != nil {
+				bad("RequestAuthentication %s: targetRefs, but sidecars apply selector policies", name)
+			}
+			sel := ra.Spec.GetSelector().GetMatchLabels()
+			for d, dep := range b.deployments {
+				if !selects(sel, dep.Spec.Template.Labels) {
+					bad("RequestAuthentication selector %v misses %s", sel, d)
+				}
+			}
+			for st, s := range b.statefulSets {
+				if selects(sel, s.Spec.Template.Labels) {
+					bad("RequestAuthentication selector %v also selects %s", sel, st)
+				}
+			}
+		}
+		rules := ra.Spec.GetJwtRules()
+		if len(rules) != 1 {
+			bad("%d jwtRules, want 1", len(rules))
+			continue
+		}
+		r := rules[0]
+		if r.GetIssuer() != issuer {
+			bad("issuer %q, ConfigMap says %q", r.GetIssuer(), issuer)
+		}
+		if want := issuer + ".well-known/jwks.json"; r.GetJwksUri() != want {
+			bad("jwksUri %q, want %q", r.GetJwksUri(), want)
+		}
+		if !slices.Equal(r.GetAudiences(), []string{audience}) {
+			bad("audiences %v, want [%s]", r.GetAudiences(), audience)
+		}
+		if !r.GetForwardOriginalToken() {
+			bad("forwardOriginalToken is not true: the proxy would strip the token before the app checks it")
+		}
+	}
+	return problems
+}
+
+// appPeerProblems checks what each app is told about its callers against
+// the mesh: PEER_AUTH=xfcc, the callers of the wanted graph in ALLOWED_PEERS
+// (or the app's default for its role: the hop before it, or for the edge
+// the classic ingress gateway), and in XFCC_TRUSTED_PROXIES the proxy that
+// writes the header: unset (the app's own identity, its sidecar's) with
+// sidecars, the waypoint of its Service in ambient mode.
+func appPeerProblems(b *bundle, want []edge) []string {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, name := range sortedKeys(b.deployments) {
+		d := b.deployments[name]
+		ns := d.Namespace
+		var c *corev1.Container
+		for i := range d.Spec.Template.Spec.Containers {
+			if d.Spec.Template.Spec.Containers[i].Name == mainContainer {
+				c = &d.Spec.Template.Spec.Containers[i]
+			}
+		}
+		hop, ok := hops()[name]
+		if c == nil || !ok {
+			bad("%s: no %s container or no hop of the chain", name, mainContainer)
+			continue
+		}
+		if e, _ := env(*c, "PEER_AUTH"); e.Value != "xfcc" {
+			bad("%s: PEER_AUTH %q, want xfcc", name, e.Value)
+		}
+
+		var callers []string
+		for _, e := range want {
+			if e.to == name {
+				callers = append(callers, "spiffe://"+e.from)
+			}
+		}
+		allowed := []string{"spiffe://" + ingressGateway}
+		if !hop.IsEdge() {
+			caller, _ := domain.HopOf(hop.CalledBy)
+			allowed = []string{"spiffe://" + principal(ns, caller.ServiceAccount)}
+		}
+		if e, ok := env(*c, "ALLOWED_PEERS"); ok {
+			allowed = strings.Split(e.Value, ",")
+			if e.ValueFrom != nil {
+				bad("%s: ALLOWED_PEERS from %v: want a value the checks can read", name, e.ValueFrom)
+			}
+		}
+		slices.Sort(allowed)
+		slices.Sort(callers)
+		if !slices.Equal(allowed, callers) {
+			bad("%s: the app admits %v, the mesh %v", name, allowed, callers)
+		}
+
+		proxies := []string{"spiffe://" + principal(ns, name)}
+		if e, ok := env(*c, "XFCC_TRUSTED_PROXIES"); ok {
+			proxies = strings.Split(e.Value, ",")
+		}
+		wantProxy := "spiffe://" + principal(ns, name)
+		if isAmbient(b) {
+			wantProxy = "(no waypoint)"
+			if gw, ok := b.k8sGateways[b.services[name].Labels[useWaypointLabel]]; ok {
+				wantProxy = "spiffe://" + principal(gw.Namespace, istioServiceAccount(gw))
+			}
+		}
+		if !slices.Equal(proxies, []string{wantProxy}) {
+			bad("%s: XFCC_TRUSTED_PROXIES %v, want [%s], the proxy that writes its XFCC", name, proxies, wantProxy)
+		}
+	}
+	return problems
 }
 
 func selects(selector, labels map[string]string) bool {
@@ -601,63 +723,4 @@ func selects(selector, labels map[string]string) bool {
 		}
 	}
 	return true
-}
-
-func TestOnlyServiceAIsExposed(t *testing.T) {
-	ns := siteNamespace(t, ".")
-	for _, b := range renderAll(t, ".") {
-		t.Run(b.overlay, func(t *testing.T) {
-			if len(b.gateways) != 1 || len(b.virtualServices) != 1 {
-				t.Fatalf("%d Gateways, %d VirtualServices: want one of each", len(b.gateways), len(b.virtualServices))
-			}
-			var gwName string
-			for name, gw := range b.gateways {
-				gwName = name
-				var https bool
-				for _, s := range gw.Spec.GetServers() {
-					for _, h := range s.GetHosts() {
-						if h != "./"+publicHost && h != ns+"/"+publicHost {
-							t.Errorf("Gateway host %q: want %s bound to this namespace", h, publicHost)
-						}
-					}
-					switch s.GetPort().GetProtocol() {
-					case "HTTPS":
-						https = s.GetTls().GetMode() == networkingapi.ServerTLSSettings_SIMPLE && s.GetTls().GetCredentialName() != ""
-					case "HTTP":
-						if !s.GetTls().GetHttpsRedirect() {
-							t.Errorf("plain HTTP server on port %d does not redirect to HTTPS", s.GetPort().GetNumber())
-						}
-					default:
-						t.Errorf("unexpected server protocol %q", s.GetPort().GetProtocol())
-					}
-				}
-				if !https {
-					t.Error("no HTTPS server with a credentialName")
-				}
-			}
-			for _, vs := range b.virtualServices {
-				if !slices.Equal(vs.Spec.GetHosts(), []string{publicHost}) || !slices.Equal(vs.Spec.GetGateways(), []string{gwName}) {
-					t.Errorf("VirtualService hosts %v gateways %v, want [%s] via [%s]", vs.Spec.GetHosts(), vs.Spec.GetGateways(), publicHost, gwName)
-				}
-				if len(vs.Spec.GetHttp()) == 0 {
-					t.Error("VirtualService routes nothing")
-				}
-				for _, route := range vs.Spec.GetHttp() {
-					if len(route.GetMatch()) == 0 {
-						t.Error("a route without a match sends every path to service-a")
-					}
-					for _, m := range route.GetMatch() {
-						if m.GetUri().GetExact() != httpapi.ProductsPath {
-							t.Errorf("route matches %v, want exactly %s", m.GetUri(), httpapi.ProductsPath)
-						}
-					}
-					for _, dst := range route.GetRoute() {
-						if dst.GetDestination().GetHost() != "service-a."+ns+".svc.cluster.local" || dst.GetDestination().GetPort().GetNumber() != uint32(apiPort(t)) {
-							t.Errorf("route goes to %v, want service-a's API port", dst.GetDestination())
-						}
-					}
-				}
-			}
-		})
-	}
 }

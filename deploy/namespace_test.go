@@ -72,8 +72,12 @@ func TestNamespaceChangesInOnePlace(t *testing.T) {
 			if got := sortedKeys(moved.namespaces); len(got) != 1 || got[0] != newNS {
 				t.Errorf("namespaces %v, want [%s]", got, newNS)
 			}
-			_, withMySQL := moved.statefulSets["mysql"]
-			for _, p := range checkAllowGraph(moved.authzPolicies, limits(t), wantEdges(newNS, withMySQL)) {
+			for name := range moved.namespaceObjects {
+				if name != newNS {
+					t.Errorf("Namespace object %s, want %s", name, newNS)
+				}
+			}
+			for _, p := range meshProblems(moved, limits(t), wantEdgesFor(moved, newNS)) {
 				t.Error(p)
 			}
 			for name, d := range moved.deployments {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Renders every deploy overlay and runs Istio's own validator on it,
-# offline: no cluster, no kubectl, no kubeconfig.
+# Renders every deploy overlay and runs Istio's own validator and analyzer
+# on it, offline: no cluster, no kubectl, no kubeconfig.
 #   bash deploy/validate.sh
 set -euo pipefail
 
@@ -30,11 +30,15 @@ if [[ ${#files[@]} -eq 0 ]]; then
   exit 1
 fi
 
-# No kubeconfig: istioctl validate checks the files on their own and must
-# not reach for a cluster.
+# No kubeconfig: istioctl checks the files on their own and must not reach
+# for a cluster. validate checks each Istio object's schema and rules;
+# analyze (--use-kube=false) checks the objects of one overlay against each
+# other (a VirtualService's gateway, a DestinationRule's host, ...) and
+# fails on a warning too.
 export KUBECONFIG=/dev/null
 for f in "${files[@]}"; do
   echo "validate: $(basename "$f" .yaml)"
   "$istioctl" validate -f "$f"
+  "$istioctl" analyze --use-kube=false --failure-threshold Warning "$f"
 done
-echo "validate: ${#files[@]} overlays passed istioctl validate"
+echo "validate: ${#files[@]} overlays passed istioctl validate and analyze"

@@ -3,7 +3,6 @@ package xfcc
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -11,28 +10,34 @@ import (
 	"github.com/trustchain/trustchain/domain"
 )
 
-// Authorizer admits a request when the caller's certificate, as recorded by
-// this workload's own sidecar, carries an allowed SPIFFE ID. The zero value
-// admits nobody.
+// Authorizer admits a request when the last XFCC element was written by a
+// trusted proxy and names an allowed caller. The zero value admits nobody:
+// with no allowed caller or no trusted proxy, every request is refused.
 //
 // It is only as trustworthy as the path to the application: the app port must
-// be reachable solely through the sidecar (Istio's inbound capture with
-// STRICT mTLS), otherwise any client can write the header itself.
+// be reachable solely through the trusted proxy (a sidecar's inbound capture
+// with STRICT mTLS, or, in ambient mode, a ztunnel policy that admits only the
+// waypoint), otherwise any client can write the header itself.
 type Authorizer struct {
 	// Allowed lists the SPIFFE IDs that may call this workload.
 	Allowed []spiffeid.ID
-	// Self is this workload's own SPIFFE ID. When set, the trusted element
-	// must have been written for it (By=Self), so an element some other
-	// proxy wrote upstream cannot be replayed here. Zero means unknown.
-	Self spiffeid.ID
+	// TrustedProxies lists the SPIFFE IDs accepted in the last element's
+	// By=, that is the proxies whose word about the caller counts. Behind a
+	// sidecar this is the workload's own ID: Envoy writes By= from its own
+	// certificate, which carries the workload's identity, so an element
+	// another proxy wrote upstream cannot be replayed here. Behind an
+	// ambient waypoint it is the waypoint's ID. Empty trusts no proxy.
+	TrustedProxies []spiffeid.ID
 }
 
 // Authorize returns the caller's SPIFFE ID, or an error wrapping
 // domain.ErrPeerForbidden that names what the caller presented.
 //
-// Only the last element counts. Envoy (APPEND_FORWARD, SANITIZE_SET) appends
-// the element for the connection it terminated, so every earlier element is
-// whatever the client chose to send and proves nothing.
+// Only the last element counts. A sidecar's Envoy (APPEND_FORWARD,
+// SANITIZE_SET) appends the element for the connection it terminated, and an
+// ambient waypoint replaces the header with one element of its own
+// (By=<waypoint>;URI=<caller>), so any earlier element is whatever the client
+// chose to send and proves nothing.
 func (a Authorizer) Authorize(r *http.Request) (spiffeid.ID, error) {
 	values := r.Header.Values(HeaderName)
 	if len(values) == 0 {
@@ -45,24 +50,35 @@ func (a Authorizer) Authorize(r *http.Request) (spiffeid.ID, error) {
 	}
 	last := elems[len(elems)-1]
 
-	if !a.Self.IsZero() && !slices.Contains(last.By, a.Self.String()) {
-		return spiffeid.ID{}, fmt.Errorf("xfcc: element written for %q, not for this workload %q: %w",
-			last.By, a.Self, domain.ErrPeerForbidden)
-	}
-	switch len(last.URI) {
-	case 0:
-		return spiffeid.ID{}, fmt.Errorf("xfcc: no client certificate URI (hash %q): %w", last.Hash, domain.ErrPeerForbidden)
-	case 1:
-	default:
-		// An X.509-SVID has exactly one URI SAN; several means it is not one.
-		return spiffeid.ID{}, fmt.Errorf("xfcc: client certificate has %d URIs %q: %w", len(last.URI), last.URI, domain.ErrPeerForbidden)
-	}
-	id, err := spiffeid.FromString(last.URI[0])
+	by, err := onlySPIFFEID("proxy (By=)", last.By)
 	if err != nil {
-		return spiffeid.ID{}, fmt.Errorf("xfcc: client URI %q is not a SPIFFE ID: %w", last.URI[0], domain.ErrPeerForbidden)
+		return spiffeid.ID{}, err
 	}
-	if !slices.Contains(a.Allowed, id) {
+	if err := spiffeid.MatchOneOf(a.TrustedProxies...)(by); err != nil {
+		return spiffeid.ID{}, fmt.Errorf("xfcc: element written by %q, not by a trusted proxy: %w", by, domain.ErrPeerForbidden)
+	}
+	if len(last.URI) == 0 {
+		return spiffeid.ID{}, fmt.Errorf("xfcc: no client certificate URI (hash %q): %w", last.Hash, domain.ErrPeerForbidden)
+	}
+	id, err := onlySPIFFEID("client certificate", last.URI)
+	if err != nil {
+		return spiffeid.ID{}, err
+	}
+	if err := spiffeid.MatchOneOf(a.Allowed...)(id); err != nil {
 		return spiffeid.ID{}, fmt.Errorf("xfcc: caller %q: %w", id, domain.ErrPeerForbidden)
+	}
+	return id, nil
+}
+
+// onlySPIFFEID returns the one SPIFFE ID in uris. An X.509-SVID has exactly
+// one URI SAN, so none or several means the certificate is not one.
+func onlySPIFFEID(what string, uris []string) (spiffeid.ID, error) {
+	if len(uris) != 1 {
+		return spiffeid.ID{}, fmt.Errorf("xfcc: %s has %d URIs %q, want one SPIFFE ID: %w", what, len(uris), uris, domain.ErrPeerForbidden)
+	}
+	id, err := spiffeid.FromString(uris[0])
+	if err != nil {
+		return spiffeid.ID{}, fmt.Errorf("xfcc: %s URI %q is not a SPIFFE ID: %w", what, uris[0], domain.ErrPeerForbidden)
 	}
 	return id, nil
 }

@@ -17,11 +17,21 @@ var (
 	serviceA = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-a")
 	serviceB = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-b")
 	serviceC = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-c")
+	// Istio's waypoint runs as the service account named like its Gateway.
+	waypoint = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/waypoint")
 )
 
 // sidecarElement is the element C's sidecar appends for a caller with uri.
 func sidecarElement(by spiffeid.ID, uri string) string {
 	return "By=" + by.String() + ";Hash=4f6e;Subject=\"\";URI=" + uri
+}
+
+// waypointElement is the one element an ambient waypoint annotated
+// ambient.istio.io/xfcc-include-client-identity writes in place of any XFCC
+// it received: its own SPIFFE ID and the caller's, nothing else (Istio
+// pilot/pkg/xds/filters/filters.go, WaypointXFCCClientIdentityFilter).
+func waypointElement(by spiffeid.ID, uri string) string {
+	return "By=" + by.String() + ";URI=" + uri
 }
 
 func requestWith(tb testing.TB, headers ...string) *http.Request {
@@ -34,7 +44,8 @@ func requestWith(tb testing.TB, headers ...string) *http.Request {
 }
 
 func TestAuthorizerAuthorize(t *testing.T) {
-	c := xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, Self: serviceC}
+	c := xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, TrustedProxies: []spiffeid.ID{serviceC}}
+	cBehindWaypoint := xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, TrustedProxies: []spiffeid.ID{waypoint}}
 	tests := []struct {
 		name    string
 		auth    xfcc.Authorizer
@@ -50,9 +61,21 @@ func TestAuthorizerAuthorize(t *testing.T) {
 			want:    serviceA,
 		},
 		{
-			name:    "Self unknown skips the By check",
-			auth:    xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}},
-			headers: []string{sidecarElement(serviceB, serviceA.String())},
+			name:    "A calls C through the waypoint",
+			auth:    cBehindWaypoint,
+			headers: []string{waypointElement(waypoint, serviceA.String())},
+			want:    serviceA,
+		},
+		{
+			name:    "either trusted proxy, sidecar form",
+			auth:    xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, TrustedProxies: []spiffeid.ID{waypoint, serviceC}},
+			headers: []string{sidecarElement(serviceC, serviceA.String())},
+			want:    serviceA,
+		},
+		{
+			name:    "either trusted proxy, waypoint form",
+			auth:    xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, TrustedProxies: []spiffeid.ID{waypoint, serviceC}},
+			headers: []string{waypointElement(waypoint, serviceA.String())},
 			want:    serviceA,
 		},
 		{
@@ -64,9 +87,23 @@ func TestAuthorizerAuthorize(t *testing.T) {
 			want: serviceA,
 		},
 		{
+			name: "a forged element before the waypoint's is ignored",
+			auth: cBehindWaypoint,
+			headers: []string{
+				waypointElement(waypoint, serviceB.String()) + "," + waypointElement(waypoint, serviceA.String()),
+			},
+			want: serviceA,
+		},
+		{
 			name:    "B calls C",
 			auth:    c,
 			headers: []string{sidecarElement(serviceC, serviceB.String())},
+			wantMsg: `caller "spiffe://cluster.local/ns/default/sa/service-b"`,
+		},
+		{
+			name:    "B calls C through the waypoint",
+			auth:    cBehindWaypoint,
+			headers: []string{waypointElement(waypoint, serviceB.String())},
 			wantMsg: `caller "spiffe://cluster.local/ns/default/sa/service-b"`,
 		},
 		{
@@ -74,6 +111,14 @@ func TestAuthorizerAuthorize(t *testing.T) {
 			auth: c,
 			headers: []string{
 				sidecarElement(serviceC, serviceA.String()) + "," + sidecarElement(serviceC, serviceB.String()),
+			},
+			wantMsg: `caller "spiffe://cluster.local/ns/default/sa/service-b"`,
+		},
+		{
+			name: "spoofed first element naming A does not help B behind the waypoint",
+			auth: cBehindWaypoint,
+			headers: []string{
+				waypointElement(waypoint, serviceA.String()) + "," + waypointElement(waypoint, serviceB.String()),
 			},
 			wantMsg: `caller "spiffe://cluster.local/ns/default/sa/service-b"`,
 		},
@@ -98,10 +143,64 @@ func TestAuthorizerAuthorize(t *testing.T) {
 			wantMsg: "no client certificate",
 		},
 		{
-			name:    "element written for another workload",
+			name:    "element written by the sidecar of another workload",
 			auth:    c,
 			headers: []string{sidecarElement(serviceB, serviceA.String())},
-			wantMsg: "not for this workload",
+			wantMsg: `written by "spiffe://cluster.local/ns/default/sa/service-b", not by a trusted proxy`,
+		},
+		{
+			name:    "sidecar element where only the waypoint is trusted",
+			auth:    cBehindWaypoint,
+			headers: []string{sidecarElement(serviceC, serviceA.String())},
+			wantMsg: `written by "spiffe://cluster.local/ns/default/sa/service-c", not by a trusted proxy`,
+		},
+		{
+			name:    "waypoint element where only the sidecar is trusted",
+			auth:    c,
+			headers: []string{waypointElement(waypoint, serviceA.String())},
+			wantMsg: `written by "spiffe://cluster.local/ns/default/sa/waypoint", not by a trusted proxy`,
+		},
+		{
+			name:    "another namespace's waypoint",
+			auth:    cBehindWaypoint,
+			headers: []string{waypointElement(spiffeid.RequireFromString("spiffe://cluster.local/ns/other/sa/waypoint"), serviceA.String())},
+			wantMsg: "not by a trusted proxy",
+		},
+		{
+			name:    "the trusted proxy's path in another trust domain",
+			auth:    cBehindWaypoint,
+			headers: []string{waypointElement(spiffeid.RequireFromString("spiffe://evil.example/ns/default/sa/waypoint"), serviceA.String())},
+			wantMsg: "evil.example",
+		},
+		{
+			name:    "no By",
+			auth:    cBehindWaypoint,
+			headers: []string{"URI=" + serviceA.String()},
+			wantMsg: "proxy (By=) has 0 URIs",
+		},
+		{
+			name:    "two By",
+			auth:    cBehindWaypoint,
+			headers: []string{"By=" + waypoint.String() + ";By=" + serviceC.String() + ";URI=" + serviceA.String()},
+			wantMsg: "proxy (By=) has 2 URIs",
+		},
+		{
+			name:    "By is not a SPIFFE ID",
+			auth:    cBehindWaypoint,
+			headers: []string{"By=https://cluster.local/ns/default/sa/waypoint;URI=" + serviceA.String()},
+			wantMsg: "not a SPIFFE ID",
+		},
+		{
+			name:    "no trusted proxy refuses everything",
+			auth:    xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}},
+			headers: []string{sidecarElement(serviceC, serviceA.String())},
+			wantMsg: "not by a trusted proxy",
+		},
+		{
+			name:    "no allowed caller refuses everything",
+			auth:    xfcc.Authorizer{TrustedProxies: []spiffeid.ID{serviceC}},
+			headers: []string{sidecarElement(serviceC, serviceA.String())},
+			wantMsg: `caller "spiffe://cluster.local/ns/default/sa/service-a"`,
 		},
 		{
 			name:    "URI is not a SPIFFE ID",
@@ -130,7 +229,12 @@ func TestAuthorizerAuthorize(t *testing.T) {
 		{
 			name:    "zero authorizer admits nobody",
 			headers: []string{sidecarElement(serviceC, serviceA.String())},
-			wantMsg: "service-a",
+			wantMsg: "not by a trusted proxy",
+		},
+		{
+			name:    "zero authorizer admits nobody through a waypoint",
+			headers: []string{waypointElement(waypoint, serviceA.String())},
+			wantMsg: "not by a trusted proxy",
 		},
 	}
 	for _, tt := range tests {
@@ -159,22 +263,44 @@ func TestAuthorizerAuthorize(t *testing.T) {
 }
 
 // FuzzAuthorize plays a client that controls everything before the element
-// C's sidecar appends (and that element's Subject, quoted as Envoy does).
-// Whatever it sends, access is granted only for the sidecar's URI and only
-// when that URI is allowed.
+// the trusted proxy writes (and, in the sidecar's form, that element's
+// Subject, quoted as Envoy does). pick chooses the URI the proxy saw and who
+// wrote the last element: C's sidecar, the waypoint (both trusted), or B's
+// sidecar (not trusted). Whatever the client sends, access is granted only
+// for the trusted proxy's URI and only when that URI is allowed.
 func FuzzAuthorize(f *testing.F) {
 	f.Add("", "", uint8(0))
 	f.Add(sidecarElement(serviceC, serviceA.String()), "", uint8(1))
 	f.Add(`Subject="open`, `CN=x";URI=`+serviceA.String(), uint8(1))
 	f.Add(`Subject="open\`, `,URI=`+serviceA.String()+`,x=`, uint8(2))
 	f.Add("URI="+serviceA.String()+";By="+serviceC.String(), "", uint8(2))
+	f.Add("", "", uint8(4))
+	f.Add(waypointElement(waypoint, serviceA.String()), "", uint8(5))
+	f.Add("", "", uint8(8))
 	uris := []string{serviceA.String(), serviceB.String(), "spiffe://evil.example/ns/default/sa/service-a", ""}
-	auth := xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, Self: serviceC}
+	const (
+		bySidecar = iota
+		byWaypoint
+		byUntrusted
+		writers
+	)
+	auth := xfcc.Authorizer{Allowed: []spiffeid.ID{serviceA}, TrustedProxies: []spiffeid.ID{serviceC, waypoint}}
 
 	f.Fuzz(func(t *testing.T, prefix, subject string, pick uint8) {
 		uri := uris[int(pick)%len(uris)]
-		quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(subject)
-		last := "By=" + serviceC.String() + ";Hash=4f6e;Subject=\"" + quoted + "\";URI=" + uri
+		writer := int(pick) / len(uris) % writers
+		var last string
+		switch writer {
+		case bySidecar, byUntrusted:
+			by := serviceC
+			if writer == byUntrusted {
+				by = serviceB
+			}
+			quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(subject)
+			last = "By=" + by.String() + ";Hash=4f6e;Subject=\"" + quoted + "\";URI=" + uri
+		case byWaypoint:
+			last = waypointElement(waypoint, uri)
+		}
 		header := last
 		if prefix != "" {
 			header = prefix + "," + last
@@ -182,16 +308,19 @@ func FuzzAuthorize(f *testing.F) {
 
 		got, err := auth.Authorize(requestWith(t, header))
 		if err != nil {
-			if prefix == "" && uri == serviceA.String() {
-				t.Fatalf("the sidecar's own element %q was refused: %v", header, err)
+			if prefix == "" && uri == serviceA.String() && writer != byUntrusted {
+				t.Fatalf("the trusted proxy's own element %q was refused: %v", header, err)
 			}
 			if !errors.Is(err, domain.ErrPeerForbidden) {
 				t.Fatalf("refusal %v does not wrap ErrPeerForbidden", err)
 			}
 			return
 		}
+		if writer == byUntrusted {
+			t.Fatalf("header %q granted %s, but its last element was written by an untrusted proxy", header, got)
+		}
 		if got.String() != uri || got != serviceA {
-			t.Fatalf("header %q granted %s; the sidecar saw %q", header, got, uri)
+			t.Fatalf("header %q granted %s; the proxy saw %q", header, got, uri)
 		}
 	})
 }

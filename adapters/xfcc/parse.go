@@ -1,6 +1,7 @@
 // Package xfcc authorizes callers inside an Istio mesh from the
-// X-Forwarded-Client-Cert header that the workload's own Envoy sidecar sets
-// after it has terminated and verified the caller's mTLS connection.
+// X-Forwarded-Client-Cert header that the proxy in front of the workload sets
+// after it has verified the caller's mTLS identity: the workload's own Envoy
+// sidecar, or in ambient mode the waypoint.
 package xfcc
 
 import (
@@ -19,8 +20,9 @@ var ErrMalformed = errors.New("malformed XFCC header")
 // Values are kept as Envoy wrote them (Cert and Chain stay URL-encoded PEM),
 // with quoting removed.
 type Element struct {
-	// By holds the URI SANs of the proxy's own certificate, that is the
-	// workload the element was written for. Envoy writes one By per SAN.
+	// By holds the URI SANs of the certificate of the proxy that wrote the
+	// element: a sidecar's is its workload's identity, a waypoint's its own.
+	// Envoy writes one By per SAN.
 	By      []string
 	Hash    string
 	Cert    string

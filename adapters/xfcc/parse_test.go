@@ -24,6 +24,14 @@ func TestParse(t *testing.T) {
 			}},
 		},
 		{
+			name:   "istio ambient waypoint element: By and URI only",
+			header: `By=spiffe://cluster.local/ns/default/sa/waypoint;URI=spiffe://cluster.local/ns/default/sa/service-a`,
+			want: []xfcc.Element{{
+				By:  []string{"spiffe://cluster.local/ns/default/sa/waypoint"},
+				URI: []string{"spiffe://cluster.local/ns/default/sa/service-a"},
+			}},
+		},
+		{
 			name:   "envoy docs example with quoted subject holding separators",
 			header: `By=http://frontend.lyft.com;Hash=468ed33be74eee6556d90c0149c1309e9ba61d6425303443c0748a02dd8de688;Subject="/C=US/ST=CA/L=San Francisco/OU=Lyft/CN=Test Client";URI=http://testclient.lyft.com`,
 			want: []xfcc.Element{{
@@ -124,6 +132,7 @@ func TestParseMalformed(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`By=spiffe://cluster.local/ns/default/sa/service-c;Hash=4f6e;Subject="";URI=spiffe://cluster.local/ns/default/sa/service-a`,
+		`By=spiffe://cluster.local/ns/default/sa/waypoint;URI=spiffe://cluster.local/ns/default/sa/service-a`,
 		`Subject="CN=a\"b,O=c;d=e";URI=spiffe://a/1,URI=spiffe://a/2;DNS=x;DNS=y`,
 		`Subject="unterminated`,
 		`URI=`,
