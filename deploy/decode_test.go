@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -43,6 +44,7 @@ type bundle struct {
 	gateways         map[string]*networkingv1.Gateway
 	virtualServices  map[string]*networkingv1.VirtualService
 	destinationRules map[string]*networkingv1.DestinationRule
+	prometheusRules  map[string]*monitoringv1.PrometheusRule
 
 	namespaces map[string]bool // every metadata.namespace seen ("" included)
 }
@@ -64,6 +66,7 @@ func newBundle(overlay string) *bundle {
 		gateways:         map[string]*networkingv1.Gateway{},
 		virtualServices:  map[string]*networkingv1.VirtualService{},
 		destinationRules: map[string]*networkingv1.DestinationRule{},
+		prometheusRules:  map[string]*monitoringv1.PrometheusRule{},
 		namespaces:       map[string]bool{},
 	}
 }
@@ -81,6 +84,7 @@ func newStrictDecoder() (*strictDecoder, error) {
 	for _, add := range []func(*runtime.Scheme) error{
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
 		autoscalingv2.AddToScheme, securityv1.AddToScheme, networkingv1.AddToScheme,
+		monitoringv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
@@ -174,6 +178,9 @@ func (b *bundle) add(obj runtime.Object) error {
 	case *networkingv1.DestinationRule:
 		name, ns = o.Name, o.Namespace
 		b.destinationRules[name] = o
+	case *monitoringv1.PrometheusRule:
+		name, ns = o.Name, o.Namespace
+		b.prometheusRules[name] = o
 	default:
 		return fmt.Errorf("no check knows %T: add it to bundle and to the assertions", obj)
 	}
@@ -274,6 +281,8 @@ func TestStrictDecodingRejectsMisspelledFields(t *testing.T) {
 		{"DestinationRule/service-b", `"outlierDetection"`, `"outlierDetektion"`},
 		{"Gateway/service-a", `"credentialName"`, `"credentialname"`},
 		{"VirtualService/service-a", `"gateways"`, `"gateway"`},
+		{"PrometheusRule/trustchain", `"expr"`, `"expression"`},
+		{"PrometheusRule/trustchain", `"annotations"`, `"anotations"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.object+" "+tt.misspelt, func(t *testing.T) {
