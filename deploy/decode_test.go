@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
@@ -47,6 +48,7 @@ type bundle struct {
 	k8sGateways      map[string]*gatewayv1.Gateway // Gateway API: ingress and waypoint
 	httpRoutes       map[string]*gatewayv1.HTTPRoute
 	namespaceObjects map[string]*corev1.Namespace
+	prometheusRules  map[string]*monitoringv1.PrometheusRule
 
 	namespaces map[string]bool // every namespaced object's metadata.namespace ("" included)
 }
@@ -71,6 +73,7 @@ func newBundle(overlay string) *bundle {
 		k8sGateways:      map[string]*gatewayv1.Gateway{},
 		httpRoutes:       map[string]*gatewayv1.HTTPRoute{},
 		namespaceObjects: map[string]*corev1.Namespace{},
+		prometheusRules:  map[string]*monitoringv1.PrometheusRule{},
 		namespaces:       map[string]bool{},
 	}
 }
@@ -123,6 +126,7 @@ func newStrictDecoder() (*strictDecoder, error) {
 		corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme,
 		autoscalingv2.AddToScheme, securityv1.AddToScheme, networkingv1.AddToScheme,
 		gatewayv1.Install,
+		monitoringv1.AddToScheme,
 	} {
 		if err := add(s); err != nil {
 			return nil, fmt.Errorf("build scheme: %w", err)
@@ -229,6 +233,9 @@ func (b *bundle) add(obj runtime.Object) error {
 		}
 		b.namespaceObjects[o.Name] = o
 		return nil
+	case *monitoringv1.PrometheusRule:
+		name, ns = o.Name, o.Namespace
+		b.prometheusRules[name] = o
 	default:
 		return fmt.Errorf("no check knows %T: add it to bundle and to the assertions", obj)
 	}
@@ -350,6 +357,8 @@ func TestStrictDecodingRejectsMisspelledFields(t *testing.T) {
 		{"ambient gateway.networking.k8s.io/Gateway/trustchain-ingress", `"certificateRefs"`, `"certificateRef"`},
 		{"ambient gateway.networking.k8s.io/HTTPRoute/service-a", `"backendRefs"`, `"backendRef"`},
 		{"ambient gateway.networking.k8s.io/HTTPRoute/service-a", `"method"`, `"methd"`},
+		{"dev PrometheusRule/trustchain", `"expr"`, `"expression"`},
+		{"dev PrometheusRule/trustchain", `"annotations"`, `"anotations"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.object+" "+tt.misspelt, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package deploy renders the kustomize overlays in this folder in-process,
-// so the tests and the Istio validation need neither kubectl nor a cluster.
+// so the tests, the Istio validation and the promtool checks need neither
+// kubectl nor a cluster.
 package deploy
 
 import (
