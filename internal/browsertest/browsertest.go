@@ -25,9 +25,14 @@ const ExecPath = "/usr/bin/chromium"
 // temporary directory. Either way the path is logged.
 const ArtifactsEnv = "BROWSERTEST_ARTIFACTS"
 
-// browserTimeout bounds one test's whole use of the browser, so a hung page
-// fails the test instead of the package's deadline.
-const browserTimeout = 2 * time.Minute
+const (
+	// browserTimeout bounds one test's whole use of the browser, so a hung
+	// page fails the test instead of the package's deadline.
+	browserTimeout = 3 * time.Minute
+	// stepTimeout bounds one step; chromedp waits for a missing element
+	// until its context ends.
+	stepTimeout = 30 * time.Second
+)
 
 // New starts a fresh headless Chromium with its own profile and returns the
 // context of its first tab, for chromedp actions. The browser stops when the
@@ -81,9 +86,11 @@ func New(tb testing.TB) context.Context {
 }
 
 // Do runs the actions in order, failing the test with step and the error
-// if one fails.
+// if one fails. Each helper here gives its step 30s.
 func Do(ctx context.Context, tb testing.TB, step string, actions ...chromedp.Action[chromedp.Void]) {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		tb.Fatalf("%s: %v", step, err)
 	}
@@ -94,6 +101,8 @@ func Do(ctx context.Context, tb testing.TB, step string, actions ...chromedp.Act
 // status.
 func Submit(ctx context.Context, tb testing.TB, id string) int {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID(id)))
 	if err != nil {
 		tb.Fatalf("click #%s: %v", id, err)
@@ -105,6 +114,8 @@ func Submit(ctx context.Context, tb testing.TB, id string) int {
 // innerText).
 func Text(ctx context.Context, tb testing.TB) string {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 	if err != nil {
 		tb.Fatalf("read the page's text: %v", err)
@@ -115,6 +126,8 @@ func Text(ctx context.Context, tb testing.TB) string {
 // Location returns the address of the page the tab is on.
 func Location(ctx context.Context, tb testing.TB) string {
 	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
 		tb.Fatalf("read the page's address: %v", err)
