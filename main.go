@@ -46,12 +46,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		demo        = app.DemoDefaults()
 		certs       = app.CertsDefaults()
 		migrate     = app.MigrateDefaults()
+		login       = app.LoginDefaults()
 		showVersion bool
 		build       = buildInfo()
 		deps        = app.Deps{Stdout: stdout, Stderr: stderr, Build: build}
 	)
 	serve := flagsOf(&cfg, app.DefaultText)
-	demoFlags, certsFlags, dbFlags := flagsOf(&demo, nil), flagsOf(&certs, nil), flagsOf(&migrate, nil)
+	demoFlags, certsFlags, dbFlags, loginFlags := flagsOf(&demo, nil), flagsOf(&certs, nil), flagsOf(&migrate, nil), flagsOf(&login, nil)
 	migrateCmd := func(name, usage string, dir app.MigrateDirection) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, Action: func(c *cli.Context) error {
 			return app.Migrate(c.Context, migrate, dir, stdout)
@@ -106,6 +107,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				},
 			},
 			{
+				Name:  "login",
+				Usage: "log in as a user with the device code grant (Auth0 or the demo's issuer) and print the access token",
+				Flags: loginFlags.flags,
+				Action: func(c *cli.Context) error {
+					return app.Login(c.Context, login, stdout, stderr)
+				},
+			},
+			{
 				Name:  "certs",
 				Usage: "write a development trust bundle and one SPIFFE SVID per role",
 				Flags: certsFlags.flags,
@@ -115,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			},
 		},
 	}
-	return explain(cliApp.RunContext(ctx, args), serve, demoFlags, certsFlags, dbFlags)
+	return explain(cliApp.RunContext(ctx, args), serve, demoFlags, certsFlags, dbFlags, loginFlags)
 }
 
 // flagSet is the command-line flags of one config struct.

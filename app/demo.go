@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/trustchain/trustchain/adapters/demoui"
 	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/devissuer"
 	"github.com/trustchain/trustchain/adapters/httpapi"
 	"github.com/trustchain/trustchain/adapters/memory"
+	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/adapters/telemetry"
 	"github.com/trustchain/trustchain/domain"
 )
@@ -25,6 +28,7 @@ import (
 // tags, as for Config.
 type DemoConfig struct {
 	Listen   string `flag:"listen" usage:"A's address (the one you curl)"`
+	UIListen string `flag:"ui-listen" usage:"address of the demo's web page, where a person logs in and calls the chain"`
 	MySQLDSN string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
 	PeerAuth string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
 	Trace    bool   `flag:"trace" usage:"print each request's finished spans"`
@@ -37,14 +41,18 @@ type DemoConfig struct {
 
 // DemoDefaults returns the demo's flag defaults.
 func DemoDefaults() DemoConfig {
-	return DemoConfig{Listen: "127.0.0.1:8080", PeerAuth: PeerAuthMTLS, LogLevel: "warn", OTLPProtocol: telemetry.ProtocolHTTP}
+	return DemoConfig{Listen: "127.0.0.1:8080", UIListen: "127.0.0.1:8090", PeerAuth: PeerAuthMTLS, LogLevel: "warn", OTLPProtocol: telemetry.ProtocolHTTP}
 }
 
-// Demo identities: what a local Auth0 tenant would be configured with.
+// Demo identities: what a local Auth0 tenant would be configured with. The
+// machine client uses the client-credentials grant; the page and `trustchain
+// login` are public clients, as an Auth0 Single Page and Native app are.
 const (
-	demoAudience = "https://trustchain.example/api"
-	demoClientID = "trustchain-demo"
-	demoScope    = "read:products"
+	demoAudience  = "https://trustchain.example/api"
+	demoClientID  = "trustchain-demo"
+	demoUIClient  = "trustchain-demo-ui"
+	demoCLIClient = "trustchain-cli"
+	demoScope     = "read:products"
 )
 
 // Demo is the whole chain in one process: a local Auth0 look-alike and the
@@ -53,8 +61,10 @@ type Demo struct {
 	dc           DemoConfig
 	issuer       *devissuer.Issuer
 	issuerServer *httpapi.Server
+	uiServer     *httpapi.Server
 	chain        *Chain
 	clientSecret string
+	users        []devissuer.User
 }
 
 // NewDemo starts nothing yet but binds every port, so the printed
@@ -67,12 +77,15 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 	if err != nil {
 		return nil, &ConfigError{Problems: []Problem{{Flag: "log-level", Message: err.Error()}}}
 	}
-	logFor := func(role string) *slog.Logger {
-		if deps.Logger != nil {
-			return deps.Logger.With(slog.String("role", role))
+	decisions := newHopDecisions()
+	logFor := func(role domain.Role) *slog.Logger {
+		log := deps.Logger
+		if log == nil {
+			log, _ = telemetry.NewLogger(deps.Stderr, telemetry.LogText, level, string(role))
+		} else {
+			log = log.With(slog.String("role", string(role)))
 		}
-		log, _ := telemetry.NewLogger(deps.Stderr, telemetry.LogText, level, role)
-		return log
+		return slog.New(decisions.handler(role, log.Handler()))
 	}
 
 	d := &Demo{dc: dc, clientSecret: randomHex(16)}
@@ -81,8 +94,15 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 			d.close(ctx)
 		}
 	}()
-	// The issuer's URL must be known before it mints a token, so bind first.
+	if d.users, err = devissuer.DemoUsers(demoScope); err != nil {
+		return nil, err
+	}
+	// The issuer's and the page's URLs must be known before either is
+	// configured, so bind both first.
 	if d.issuerServer, err = httpapi.NewServer("issuer", "127.0.0.1:0", nil, httpapi.DefaultLimits(0), nil, logFor("issuer")); err != nil {
+		return nil, err
+	}
+	if d.uiServer, err = httpapi.NewServer("ui", dc.UIListen, nil, httpapi.DefaultLimits(0), nil, logFor("ui")); err != nil {
 		return nil, err
 	}
 	d.issuer, err = devissuer.New(devissuer.Config{
@@ -91,6 +111,11 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 		ClientID:     demoClientID,
 		ClientSecret: d.clientSecret,
 		Scopes:       []string{demoScope},
+		Users:        d.users,
+		PublicClients: []devissuer.PublicClient{
+			{ID: demoUIClient, RedirectURIs: []string{d.UIURL() + "/callback"}},
+			{ID: demoCLIClient},
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -102,7 +127,7 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 		PeerAuth: dc.PeerAuth, EdgeListen: dc.Listen, MySQLDSN: dc.MySQLDSN,
 		Deps: func(role domain.Role) Deps {
 			rd := deps
-			rd.Logger = logFor(string(role))
+			rd.Logger = logFor(role)
 			if dc.Trace {
 				rd.TraceStdout = deps.Stdout
 			}
@@ -130,7 +155,67 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 	if d.chain, err = NewChain(ctx, cc); err != nil {
 		return nil, err
 	}
+	page, err := d.newPage(cc.CA, decisions)
+	if err != nil {
+		return nil, err
+	}
+	d.uiServer.SetHandler(page)
 	return d, nil
+}
+
+// newPage is the demo's web page: log in as a demo user, call A, see what
+// each hop decided.
+func (d *Demo) newPage(ca *devca.DevCA, decisions *hopDecisions) (*demoui.Page, error) {
+	var bClient *http.Client
+	if ca != nil {
+		// The page calls B as a caller with no workload identity: it
+		// trusts B's certificate but presents none of its own.
+		b, _ := domain.HopOf(domain.RoleB)
+		id, err := spiffetls.ID(Defaults().TrustDomain, Defaults().Namespace, b.ServiceAccount)
+		if err != nil {
+			return nil, err
+		}
+		bClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: spiffetls.AnonymousClientTLSConfig(ca.Bundle(), id)}}
+	}
+	return demoui.New(demoui.Config{
+		AURL:        d.chain.URL(domain.RoleA),
+		BURL:        d.chain.URL(domain.RoleB),
+		IssuerURL:   d.issuer.Issuer(),
+		ClientID:    demoUIClient,
+		RedirectURL: d.UIURL() + "/callback",
+		Audience:    demoAudience,
+		Scopes:      []string{"openid", "profile", demoScope},
+		LoginHint:   d.userHint(),
+		BClient:     bClient,
+		Decisions:   decisions,
+		Expired:     expiredTokens{d.issuer},
+	})
+}
+
+// expiredTokens mints, for the page's "expired token" button, a token that
+// is the user's own in every way but its exp.
+type expiredTokens struct{ iss *devissuer.Issuer }
+
+func (e expiredTokens) ExpiredToken(_ context.Context, sub string) (string, error) {
+	claims, err := e.iss.UserClaims(sub, demoUIClient)
+	if err != nil {
+		return "", err
+	}
+	claims["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+	claims["exp"] = time.Now().Add(-time.Hour).Unix()
+	return e.iss.Mint(claims)
+}
+
+func (d *Demo) userHint() string {
+	var parts []string
+	for _, u := range d.users {
+		what := "may read products"
+		if len(u.Role.Permissions) == 0 {
+			what = "may not: the chain answers 403"
+		}
+		parts = append(parts, fmt.Sprintf("%s / %s (%s)", u.Name, u.Password, what))
+	}
+	return "Demo users: " + strings.Join(parts, "; ")
 }
 
 // RunDemo runs the chain until ctx ends, after printing how to call it.
@@ -146,6 +231,7 @@ func RunDemo(ctx context.Context, dc DemoConfig, deps Deps) error {
 func (d *Demo) Run(ctx context.Context, out io.Writer) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.issuerServer.Run(gctx, time.Second) })
+	g.Go(func() error { return d.uiServer.Run(gctx, time.Second) })
 	g.Go(func() error { return d.chain.Run(gctx) })
 	g.Go(func() error {
 		// Every role has loaded the issuer's keys before the first pasted
@@ -163,13 +249,18 @@ func (d *Demo) close(ctx context.Context) {
 	if d.chain != nil {
 		d.chain.close(ctx)
 	}
-	if d.issuerServer != nil {
-		_ = d.issuerServer.Close()
+	for _, s := range []*httpapi.Server{d.issuerServer, d.uiServer} {
+		if s != nil {
+			_ = s.Close()
+		}
 	}
 }
 
-// IssuerURL, APIAddr, Chain and ClientSecret expose the demo to tests.
+// IssuerURL, UIURL, APIAddr, AdminAddr, ClientSecret and Users expose the
+// demo to tests.
 func (d *Demo) IssuerURL() string                 { return "http://" + d.issuerServer.Addr() }
+func (d *Demo) UIURL() string                     { return "http://" + d.uiServer.Addr() }
+func (d *Demo) Users() []devissuer.User           { return d.users }
 func (d *Demo) APIAddr(role domain.Role) string   { return d.chain.Service(role).APIAddr() }
 func (d *Demo) AdminAddr(role domain.Role) string { return d.chain.Service(role).AdminAddr() }
 func (d *Demo) ClientSecret() string              { return d.clientSecret }
@@ -185,7 +276,8 @@ func (d *Demo) printInstructions(out io.Writer) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "trustchain demo is running (workload identity between hops: %s)\n\n", d.dc.PeerAuth)
-	fmt.Fprintf(&b, "  issuer  %s   local Auth0 look-alike (discovery, JWKS, /oauth/token)\n", d.issuer.Issuer())
+	fmt.Fprintf(&b, "  page    %s   log in as a user and watch the chain decide\n", d.UIURL())
+	fmt.Fprintf(&b, "  issuer  %s   local Auth0 look-alike (login, device code, client credentials, JWKS)\n", d.issuer.Issuer())
 	for _, h := range domain.Chain() {
 		what := "checks the token, calls " + strings.ToUpper(string(h.Calls))
 		switch {
@@ -197,7 +289,17 @@ func (d *Demo) printInstructions(out io.Writer) {
 		fmt.Fprintf(&b, "  %s       %s   %s\n", strings.ToUpper(string(h.Role)), d.chain.URL(h.Role), what)
 		fmt.Fprintf(&b, "          admin http://%s  (/metrics, /readyz)\n", d.chain.Service(h.Role).AdminAddr())
 	}
-	fmt.Fprintf(&b, "\n1. Get an access token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
+	fmt.Fprintf(&b, "\nDemo users (log in on the page, or with trustchain login):\n\n")
+	for _, u := range d.users {
+		what := "has read:products"
+		if len(u.Role.Permissions) == 0 {
+			what = "has no permission: A answers 403"
+		}
+		fmt.Fprintf(&b, "  %-6s password %s   %s\n", u.Name, u.Password, what)
+	}
+	fmt.Fprintf(&b, "\n0. Open the page and log in: %s\n   or log in from the terminal (device code):\n\n  eval \"$(go run . login --oidc-issuer %s --client-id %s --oidc-audience %s --output env)\"\n\n",
+		d.UIURL(), d.issuer.Issuer(), demoCLIClient, demoAudience)
+	fmt.Fprintf(&b, "1. Or get a machine's token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
 	fmt.Fprintf(&b, "2. Call A with it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", a)
 	fmt.Fprintf(&b, "   One product, and a page of one with its Link to the next:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products/1\n  curl -si -H \"Authorization: Bearer $TOKEN\" '%s/products?limit=1'\n\n", a, a)
 	fmt.Fprintf(&b, "3. Without a token, A refuses (401, WWW-Authenticate: Bearer):\n\n  curl -i %s/products\n\n", a)

@@ -1,7 +1,9 @@
 // Package devissuer is a local OpenID Connect issuer shaped like Auth0: it
-// serves discovery, a JWKS and the client-credentials token endpoint, and
-// signs RS256 access tokens with Auth0's claims. The demo command and the
-// tests use it so that tokens are real and verified end to end.
+// serves discovery and a JWKS, issues RS256 access tokens with Auth0's
+// claims to a machine client (client credentials), and logs configured users
+// in through the authorization-code flow with PKCE and the device
+// authorization grant. The demo command and the tests use it so that tokens
+// are real and verified end to end.
 package devissuer
 
 import (
@@ -23,16 +25,22 @@ import (
 )
 
 const (
-	defaultTokenTTL = time.Hour
-	rsaKeyBits      = 2048
+	defaultTokenTTL       = time.Hour
+	defaultDeviceInterval = 5 * time.Second // Auth0's polling interval
+	rsaKeyBits            = 2048
 	// maxRequestBytes bounds a token request body; a real one is a few
 	// hundred bytes.
 	maxRequestBytes = 64 << 10
 
-	grantClientCredentials = "client-credentials"
+	grantClientCredentials = "client-credentials" // the gty claim Auth0 writes
+
+	grantTypeClientCredentials = "client_credentials"
+	grantTypeAuthorizationCode = "authorization_code"
+	grantTypeDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
-// Config describes the issuer and its one client.
+// Config describes the issuer, its machine client, and the users and public
+// clients that can log in.
 type Config struct {
 	// URL is the issuer's base URL without a trailing slash, for example
 	// http://127.0.0.1:8080.
@@ -43,6 +51,19 @@ type Config struct {
 	ClientSecret string
 	Scopes       []string      // granted to the client, e.g. read:products
 	TokenTTL     time.Duration // lifetime of issued tokens; default 1h
+
+	// Users can log in through /authorize and /activate. Their role decides
+	// the scope and permissions of their access tokens.
+	Users []User
+	// PublicClients are the browser and device clients: they have no
+	// secret, so a login is bound to them by PKCE or by the device code.
+	PublicClients []PublicClient
+	// DeviceInterval is the least time between two polls of one device
+	// code, in whole seconds. Default 5s, as on Auth0.
+	DeviceInterval time.Duration
+	// Now is the clock for token times and for the expiry of codes.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 func (c Config) validate() error {
@@ -61,14 +82,22 @@ func (c Config) validate() error {
 	if c.TokenTTL < 0 {
 		errs = append(errs, errors.New("token TTL must not be negative"))
 	}
+	if c.DeviceInterval < 0 || c.DeviceInterval%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("device interval %v must be a non-negative whole number of seconds", c.DeviceInterval))
+	}
+	errs = append(errs, validateUsers(c.Users)...)
+	errs = append(errs, validatePublicClients(c.PublicClients, c.ClientID)...)
 	return errors.Join(errs...)
 }
 
 // Issuer is the local issuer. It is an http.Handler and safe for concurrent
 // use.
 type Issuer struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	users   map[string]User
+	clients map[string]PublicClient
+	pending *pending // authorization codes and device grants
 
 	mu  sync.RWMutex
 	key signingKey // the current and only published key
@@ -88,14 +117,41 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = defaultTokenTTL
 	}
+	if cfg.DeviceInterval == 0 {
+		cfg.DeviceInterval = defaultDeviceInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	key, err := newSigningKey()
 	if err != nil {
 		return nil, err
 	}
-	iss := &Issuer{cfg: cfg, key: key, mux: http.NewServeMux()}
+	iss := &Issuer{
+		cfg:     cfg,
+		key:     key,
+		mux:     http.NewServeMux(),
+		users:   make(map[string]User, len(cfg.Users)),
+		clients: make(map[string]PublicClient, len(cfg.PublicClients)),
+		pending: newPending(),
+	}
+	for _, u := range cfg.Users {
+		iss.users[u.Name] = u
+	}
+	for _, c := range cfg.PublicClients {
+		iss.clients[c.ID] = c
+	}
+	// The login forms are posted by the issuer's own pages; refusing
+	// cross-origin posts stops another site from logging a browser in.
+	forms := http.NewCrossOriginProtection()
 	iss.mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
 	iss.mux.HandleFunc("GET /.well-known/jwks.json", iss.serveJWKS)
 	iss.mux.HandleFunc("POST /oauth/token", iss.serveToken)
+	iss.mux.HandleFunc("GET /authorize", iss.serveAuthorizeForm)
+	iss.mux.Handle("POST /authorize", forms.Handler(http.HandlerFunc(iss.serveAuthorizeLogin)))
+	iss.mux.HandleFunc("POST /oauth/device/code", iss.serveDeviceCode)
+	iss.mux.HandleFunc("GET /activate", iss.serveActivateForm)
+	iss.mux.Handle("POST /activate", forms.Handler(http.HandlerFunc(iss.serveActivate)))
 	return iss, nil
 }
 
@@ -125,7 +181,8 @@ func newSigningKey() (signingKey, error) {
 // writes it. The iss claim and the discovery document carry exactly this.
 func (iss *Issuer) Issuer() string { return iss.cfg.URL + "/" }
 
-// ServeHTTP serves discovery, the JWKS and the token endpoint.
+// ServeHTTP serves discovery, the JWKS, the token endpoint and the login
+// pages.
 func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { iss.mux.ServeHTTP(w, r) }
 
 // RotateKey replaces the signing key. The JWKS then publishes only the new
@@ -145,7 +202,7 @@ func (iss *Issuer) RotateKey() error {
 // DefaultClaims returns a valid, Auth0-shaped claim set for subject, issued
 // now, for tests to alter before Mint.
 func (iss *Issuer) DefaultClaims(subject string) map[string]any {
-	now := time.Now()
+	now := iss.cfg.Now()
 	return map[string]any{
 		"iss":         iss.Issuer(),
 		"sub":         subject,
@@ -182,14 +239,18 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"issuer":                                iss.Issuer(),
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/oauth/token",
+		"device_authorization_endpoint":         base + "/oauth/device/code",
 		"userinfo_endpoint":                     base + "/userinfo",
 		"jwks_uri":                              base + "/.well-known/jwks.json",
-		"grant_types_supported":                 []string{"client_credentials"},
-		"response_types_supported":              []string{"code", "token"},
+		"grant_types_supported":                 []string{grantTypeClientCredentials, grantTypeAuthorizationCode, grantTypeDeviceCode},
+		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query"},
+		"code_challenge_methods_supported":      []string{pkceS256},
 		"subject_types_supported":               []string{"public"},
 		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"scopes_supported":                      iss.cfg.Scopes,
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"scopes_supported":                      iss.scopesSupported(),
+		"claims_supported":                      []string{"aud", "exp", "iat", "iss", "sub", "name", "nickname", "nonce", "azp"},
 	})
 }
 
@@ -205,17 +266,23 @@ func (iss *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	}}})
 }
 
-// tokenRequest is the client-credentials request, read from JSON or a form
+// tokenRequest is a token or device-code request, read from JSON or a form
 // as Auth0 accepts both.
 type tokenRequest struct {
 	GrantType    string `json:"grant_type"`
 	ClientID     string `json:"client_id"`
 	ClientSecret string `json:"client_secret"`
 	Audience     string `json:"audience"`
+	Scope        string `json:"scope"`
+	Code         string `json:"code"`
+	CodeVerifier string `json:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri"`
+	DeviceCode   string `json:"device_code"`
 }
 
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`
+	IDToken     string `json:"id_token,omitempty"`
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope"`
@@ -228,19 +295,30 @@ func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
 		return
 	}
+	switch req.GrantType {
+	case grantTypeAuthorizationCode:
+		iss.exchangeCode(w, req)
+	case grantTypeDeviceCode:
+		iss.exchangeDeviceCode(w, req)
+	default:
+		iss.clientCredentials(w, req)
+	}
+}
+
+func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 	// Auth0 authenticates the client first, so a bad secret never reveals
 	// which grants or audiences exist.
 	if !iss.clientMatches(req.ClientID, req.ClientSecret) {
 		writeOAuthError(w, http.StatusUnauthorized, "access_denied", "Unauthorized")
 		return
 	}
-	if req.GrantType != "client_credentials" {
+	if req.GrantType != grantTypeClientCredentials {
 		writeOAuthError(w, http.StatusForbidden, "unsupported_grant_type",
 			fmt.Sprintf("Grant type '%s' not allowed for the client.", req.GrantType))
 		return
 	}
 	if req.Audience != iss.cfg.Audience {
-		writeOAuthError(w, http.StatusForbidden, "access_denied", "Service not found: "+req.Audience)
+		writeAudienceError(w, req.Audience)
 		return
 	}
 	claims := iss.DefaultClaims(req.ClientID + "@clients")
@@ -268,11 +346,17 @@ func readTokenRequest(r *http.Request) (tokenRequest, error) {
 		if err := r.ParseForm(); err != nil {
 			return tokenRequest{}, errors.New("request body is not a valid form")
 		}
+		f := r.PostForm
 		req = tokenRequest{
-			GrantType:    r.PostForm.Get("grant_type"),
-			ClientID:     r.PostForm.Get("client_id"),
-			ClientSecret: r.PostForm.Get("client_secret"),
-			Audience:     r.PostForm.Get("audience"),
+			GrantType:    f.Get("grant_type"),
+			ClientID:     f.Get("client_id"),
+			ClientSecret: f.Get("client_secret"),
+			Audience:     f.Get("audience"),
+			Scope:        f.Get("scope"),
+			Code:         f.Get("code"),
+			CodeVerifier: f.Get("code_verifier"),
+			RedirectURI:  f.Get("redirect_uri"),
+			DeviceCode:   f.Get("device_code"),
 		}
 	}
 	// Auth0 also takes the credentials as HTTP Basic (client_secret_basic).
@@ -286,6 +370,12 @@ func (iss *Issuer) clientMatches(id, secret string) bool {
 	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(iss.cfg.ClientID))
 	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(iss.cfg.ClientSecret))
 	return idOK&secretOK == 1
+}
+
+// writeAudienceError answers a request for an API this issuer does not
+// serve the way Auth0 does.
+func writeAudienceError(w http.ResponseWriter, audience string) {
+	writeOAuthError(w, http.StatusForbidden, "access_denied", "Service not found: "+audience)
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, description string) {

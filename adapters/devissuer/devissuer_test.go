@@ -24,18 +24,29 @@ const (
 )
 
 // newServer starts the issuer on a real loopback listener, so its URL is
-// known before the issuer is built, as in the demo.
-func newServer(tb testing.TB) (*devissuer.Issuer, *httptest.Server) {
+// known before the issuer is built, as in the demo. Options adjust the
+// config; the base one has the test users and public clients.
+func newServer(tb testing.TB, opts ...func(*devissuer.Config)) (*devissuer.Issuer, *httptest.Server) {
 	tb.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	iss, err := devissuer.New(devissuer.Config{
+	cfg := devissuer.Config{
 		URL:          "http://" + srv.Listener.Addr().String(),
 		Audience:     audience,
 		ClientID:     clientID,
 		ClientSecret: clientSecret,
 		Scopes:       []string{"read:products", "write:products"},
 		TokenTTL:     10 * time.Minute,
-	})
+		Users:        testUsers,
+		PublicClients: []devissuer.PublicClient{
+			{ID: webClient, RedirectURIs: []string{webRedirect, webRedirect2}},
+			{ID: otherWebClient, RedirectURIs: []string{webRedirect}},
+			{ID: cliClient},
+		},
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	iss, err := devissuer.New(cfg)
 	if err != nil {
 		tb.Fatalf("devissuer.New: %v", err)
 	}
@@ -56,6 +67,20 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"no audience", func(c *devissuer.Config) { c.Audience = "" }},
 		{"no client secret", func(c *devissuer.Config) { c.ClientSecret = "" }},
 		{"negative TTL", func(c *devissuer.Config) { c.TokenTTL = -time.Second }},
+		{"user without password", func(c *devissuer.Config) { c.Users = []devissuer.User{{Name: "carol"}} }},
+		{"user named with a bar", func(c *devissuer.Config) { c.Users = []devissuer.User{{Name: "a|b", Password: "pw"}} }},
+		{"user twice", func(c *devissuer.Config) { c.Users = []devissuer.User{testUsers[0], testUsers[0]} }},
+		{"public client without ID", func(c *devissuer.Config) { c.PublicClients = []devissuer.PublicClient{{}} }},
+		{"public client named like the machine client", func(c *devissuer.Config) {
+			c.PublicClients = []devissuer.PublicClient{{ID: clientID}}
+		}},
+		{"relative redirect URI", func(c *devissuer.Config) {
+			c.PublicClients = []devissuer.PublicClient{{ID: "web", RedirectURIs: []string{"/callback"}}}
+		}},
+		{"redirect URI with fragment", func(c *devissuer.Config) {
+			c.PublicClients = []devissuer.PublicClient{{ID: "web", RedirectURIs: []string{"http://127.0.0.1/cb#x"}}}
+		}},
+		{"device interval not whole seconds", func(c *devissuer.Config) { c.DeviceInterval = 1500 * time.Millisecond }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +93,12 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := devissuer.New(valid); err != nil {
 		t.Fatalf("New refused a valid config: %v", err)
+	}
+	valid.Users = testUsers
+	valid.PublicClients = []devissuer.PublicClient{{ID: webClient, RedirectURIs: []string{webRedirect}}, {ID: cliClient}}
+	valid.DeviceInterval = 2 * time.Second
+	if _, err := devissuer.New(valid); err != nil {
+		t.Fatalf("New refused a valid config with users: %v", err)
 	}
 }
 
@@ -219,10 +250,16 @@ func TestDiscovery(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var doc struct {
-		Issuer        string   `json:"issuer"`
-		JWKSURI       string   `json:"jwks_uri"`
-		TokenEndpoint string   `json:"token_endpoint"`
-		Algs          []string `json:"id_token_signing_alg_values_supported"`
+		Issuer         string   `json:"issuer"`
+		JWKSURI        string   `json:"jwks_uri"`
+		TokenEndpoint  string   `json:"token_endpoint"`
+		AuthEndpoint   string   `json:"authorization_endpoint"`
+		DeviceEndpoint string   `json:"device_authorization_endpoint"`
+		GrantTypes     []string `json:"grant_types_supported"`
+		ResponseTypes  []string `json:"response_types_supported"`
+		PKCEMethods    []string `json:"code_challenge_methods_supported"`
+		Scopes         []string `json:"scopes_supported"`
+		Algs           []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		t.Fatalf("decode: %v", err)
@@ -232,6 +269,21 @@ func TestDiscovery(t *testing.T) {
 	}
 	if doc.JWKSURI != srv.URL+"/.well-known/jwks.json" || doc.TokenEndpoint != srv.URL+"/oauth/token" {
 		t.Errorf("jwks_uri %q token_endpoint %q", doc.JWKSURI, doc.TokenEndpoint)
+	}
+	if doc.AuthEndpoint != srv.URL+"/authorize" || doc.DeviceEndpoint != srv.URL+"/oauth/device/code" {
+		t.Errorf("authorization_endpoint %q device_authorization_endpoint %q", doc.AuthEndpoint, doc.DeviceEndpoint)
+	}
+	wantGrants := []string{"client_credentials", "authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}
+	if !slices.Equal(doc.GrantTypes, wantGrants) {
+		t.Errorf("grant_types_supported = %q, want %q", doc.GrantTypes, wantGrants)
+	}
+	if !slices.Equal(doc.ResponseTypes, []string{"code"}) || !slices.Equal(doc.PKCEMethods, []string{"S256"}) {
+		t.Errorf("response_types_supported %q code_challenge_methods_supported %q", doc.ResponseTypes, doc.PKCEMethods)
+	}
+	for _, want := range []string{"openid", "profile", "read:products", "write:products"} {
+		if !slices.Contains(doc.Scopes, want) {
+			t.Errorf("scopes_supported %q lacks %q", doc.Scopes, want)
+		}
 	}
 	if !slices.Equal(doc.Algs, []string{"RS256"}) {
 		t.Errorf("algs = %q", doc.Algs)

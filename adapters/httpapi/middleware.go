@@ -70,6 +70,11 @@ func withRequestID(next http.Handler) http.Handler {
 		}
 		w.Header()[HeaderRequestID] = []string{id}
 		state := &requestState{requestID: id}
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) == 1 {
+			// Native mTLS: the handshake already verified and authorized
+			// this identity; the log names it, as it names XFCC callers.
+			state.peer = r.TLS.PeerCertificates[0].URIs[0].String()
+		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, state)))
 	})
 }

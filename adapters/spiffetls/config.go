@@ -85,3 +85,10 @@ func claimedID(der []byte) string {
 func ClientTLSConfig(src Source, expected spiffeid.ID) *tls.Config {
 	return tlsconfig.MTLSClientConfig(src, src, tlsconfig.AuthorizeID(expected))
 }
+
+// AnonymousClientTLSConfig verifies that the server is expected, as
+// ClientTLSConfig does, but presents no SVID: a caller with no workload
+// identity, which is what the demo page plays to show the refusal.
+func AnonymousClientTLSConfig(bundle x509bundle.Source, expected spiffeid.ID) *tls.Config {
+	return tlsconfig.TLSClientConfig(bundle, tlsconfig.AuthorizeID(expected))
+}

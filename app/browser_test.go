@@ -1,0 +1,188 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/browsertest"
+	"github.com/trustchain/trustchain/internal/logbuf"
+)
+
+// startDemo runs `trustchain demo` in-process on free ports and waits until
+// it has printed its instructions.
+func startDemo(t *testing.T, edit func(*app.DemoConfig)) (*app.Demo, *logbuf.Buffer) {
+	t.Helper()
+	dc := app.DemoDefaults()
+	dc.Listen, dc.UIListen, dc.LogLevel = "127.0.0.1:0", "127.0.0.1:0", "error"
+	if edit != nil {
+		edit(&dc)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var out logbuf.Buffer
+	done := make(chan error, 1)
+	go func() { done <- demo.Run(ctx, &out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo stopped with %v", err)
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not print its instructions:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return demo, &out
+}
+
+// TestBrowserLogsInAndSeesTheChain is the demo as a person meets it, in
+// headless Chromium, against the real chain (A, C and B over mTLS): log in
+// at the issuer's form, call A, see the catalogue and every hop's decision,
+// then each refusal.
+func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
+	demo, out := startDemo(t, nil)
+	if !strings.Contains(out.String(), demo.UIURL()) {
+		t.Fatalf("the demo does not print its page's URL:\n%s", out.String())
+	}
+	passwords := map[string]string{}
+	for _, u := range demo.Users() {
+		if !strings.Contains(out.String(), u.Password) {
+			t.Fatalf("the demo does not print %s's password", u.Name)
+		}
+		passwords[u.Name] = u.Password
+	}
+	ctx := browsertest.New(t)
+
+	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(demo.UIURL()))
+	see(ctx, t, "before login", "Not logged in")
+	logIn(ctx, t, "alice", passwords["alice"])
+	see(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products")
+
+	for _, s := range []struct {
+		button string
+		want   []string
+	}{
+		{"call-token", []string{"200 OK", "Laptop", "Mechanical Keyboard", "request processed at",
+			"A checked the token: ok", "C checked the token: ok", "B checked the token: ok", "spiffe://cluster.local/ns/default/sa/service-a", "spiffe://cluster.local/ns/default/sa/service-c"}},
+		{"call-none", []string{"401 Unauthorized", "A checked the token: missing"}},
+		{"call-expired", []string{"401 Unauthorized", "A checked the token: expired"}},
+		{"call-direct-b", []string{"Refused before any HTTP answer"}},
+	} {
+		if status := browsertest.Submit(ctx, t, s.button); status != http.StatusOK {
+			t.Fatalf("%s: page status %d", s.button, status)
+		}
+		see(ctx, t, s.button, s.want...)
+	}
+
+	browsertest.Submit(ctx, t, "logout")
+	see(ctx, t, "after logout", "Not logged in")
+	logIn(ctx, t, "bob", passwords["bob"])
+	browsertest.Submit(ctx, t, "call-token")
+	see(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
+}
+
+func logIn(ctx context.Context, t *testing.T, name, password string) {
+	t.Helper()
+	if status := browsertest.Submit(ctx, t, "login-button"); status != http.StatusOK {
+		t.Fatalf("the issuer's login form answered %d", status)
+	}
+	browsertest.Do(ctx, t, "fill the login form",
+		chromedp.SendKeys(chromedp.ID("name"), name),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+	)
+	if status := browsertest.Submit(ctx, t, "login"); status != http.StatusOK {
+		t.Fatalf("back from the login, the page answered %d", status)
+	}
+}
+
+func see(ctx context.Context, t *testing.T, step string, wants ...string) {
+	t.Helper()
+	text := browsertest.Text(ctx, t)
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Fatalf("%s: the page does not show %q; it shows:\n%s", step, want, text)
+		}
+	}
+}
+
+// promptWriter catches the address `trustchain login` asks the user to open.
+type promptWriter struct {
+	logbuf.Buffer
+	url chan string
+}
+
+var activateURL = regexp.MustCompile(`https?://\S+/activate\?user_code=\S+`)
+
+func (p *promptWriter) Write(b []byte) (int, error) {
+	n, err := p.Buffer.Write(b)
+	if u := activateURL.FindString(p.String()); u != "" {
+		select {
+		case p.url <- u:
+		default:
+		}
+	}
+	return n, err
+}
+
+// TestLoginCommandAgainstTheDemo runs `trustchain login` against the demo's
+// issuer while a person, in Chromium, opens the printed address and logs
+// in; the token it prints is then accepted by A.
+func TestLoginCommandAgainstTheDemo(t *testing.T) {
+	demo, _ := startDemo(t, nil)
+	ctx := browsertest.New(t)
+	var password string
+	for _, u := range demo.Users() {
+		if u.Name == "alice" {
+			password = u.Password
+		}
+	}
+	prompt := &promptWriter{url: make(chan string, 1)}
+	var out strings.Builder
+	loginErr := make(chan error, 1)
+	loginCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	go func() {
+		lc := app.LoginDefaults()
+		lc.Issuer, lc.ClientID, lc.Audience, lc.Output = demo.IssuerURL()+"/", "trustchain-cli", "https://trustchain.example/api", "env"
+		loginErr <- app.Login(loginCtx, lc, &out, prompt)
+	}()
+	var where string
+	select {
+	case where = <-prompt.url:
+	case err := <-loginErr:
+		t.Fatalf("login ended before asking the user: %v\n%s", err, prompt.String())
+	}
+	browsertest.Do(ctx, t, "open the printed address", chromedp.Navigate(where))
+	browsertest.Do(ctx, t, "log in as alice",
+		chromedp.SendKeys(chromedp.ID("name"), "alice"),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+	)
+	browsertest.Submit(ctx, t, "approve")
+	if err := <-loginErr; err != nil {
+		t.Fatalf("login: %v\nprompt:\n%s", err, prompt.String())
+	}
+	token, ok := strings.CutPrefix(strings.TrimSpace(out.String()), "export TOKEN=")
+	if !ok {
+		t.Fatalf("--output env printed %q", out.String())
+	}
+	token = strings.Trim(token, "'")
+	status, _, body := get(t, nil, "http://"+demo.APIAddr(roleA)+"/products", token, nil)
+	if status != 200 || !seedPrefix.MatchString(body) {
+		t.Fatalf("A answered the logged-in user's token with %d: %s", status, body)
+	}
+}

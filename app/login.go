@@ -1,0 +1,57 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/trustchain/trustchain/adapters/oauthlogin"
+)
+
+// LoginConfig configures `trustchain login`; main derives its flags from
+// the tags.
+type LoginConfig struct {
+	Issuer   string `flag:"oidc-issuer" env:"OIDC_ISSUER" usage:"issuer to log in at, exactly as in iss, e.g. https://TENANT.us.auth0.com/"`
+	ClientID string `flag:"client-id" env:"OIDC_CLIENT_ID" usage:"a public client allowed the device code grant (on Auth0, a Native application)"`
+	Audience string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the API the token is for"`
+	Scope    string `flag:"scope" env:"OIDC_SCOPE" usage:"scopes to ask for, space-separated"`
+	Output   string `flag:"output" usage:"token (the token alone) or env (export TOKEN=…, for eval)"`
+}
+
+// LoginDefaults returns the defaults of the login command's flags.
+func LoginDefaults() LoginConfig {
+	return LoginConfig{Scope: "openid profile read:products", Output: oauthlogin.OutputToken}
+}
+
+// Login gets a user's access token with the device authorization grant and
+// writes it to out; where to log in goes to prompt, so $(trustchain login)
+// captures the token alone. Nothing is stored.
+func Login(ctx context.Context, lc LoginConfig, out, prompt io.Writer) error {
+	var problems []Problem
+	for _, req := range []struct{ flag, value string }{{"oidc-issuer", lc.Issuer}, {"client-id", lc.ClientID}, {"oidc-audience", lc.Audience}} {
+		if req.value == "" {
+			problems = append(problems, Problem{Flag: req.flag, Message: "is required"})
+		}
+	}
+	if lc.Output != oauthlogin.OutputToken && lc.Output != oauthlogin.OutputEnv {
+		problems = append(problems, Problem{Flag: "output", Message: "must be token or env"})
+	}
+	if len(problems) > 0 {
+		return &ConfigError{Problems: problems}
+	}
+	token, err := oauthlogin.Login(ctx, oauthlogin.Config{
+		Issuer:   lc.Issuer,
+		ClientID: lc.ClientID,
+		Audience: lc.Audience,
+		Scopes:   strings.Fields(lc.Scope),
+		Prompt:   prompt,
+	})
+	if err != nil {
+		if errors.Is(err, oauthlogin.ErrConfig) {
+			return &ConfigError{Problems: []Problem{{Flag: "oidc-issuer", Message: err.Error()}}}
+		}
+		return err
+	}
+	return oauthlogin.WriteToken(out, lc.Output, token)
+}

@@ -1,0 +1,197 @@
+// Package browsertest runs headless Debian Chromium for tests that must see
+// a page as a person does: real forms, real redirects, real cookies. When
+// such a test fails it keeps a screenshot and the page's HTML.
+package browsertest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// ExecPath is where Debian's chromium package installs the browser.
+const ExecPath = "/usr/bin/chromium"
+
+// ArtifactsEnv names the directory where failing tests leave their
+// screenshots; unset, each failure gets a fresh directory under the system
+// temporary directory. Either way the path is logged.
+const ArtifactsEnv = "BROWSERTEST_ARTIFACTS"
+
+const (
+	// browserTimeout bounds one test's whole use of the browser, so a hung
+	// page fails the test instead of the package's deadline.
+	browserTimeout = 3 * time.Minute
+	// stepTimeout bounds one step; chromedp waits for a missing element
+	// until its context ends.
+	stepTimeout = 30 * time.Second
+)
+
+// New starts a fresh headless Chromium with its own profile and returns the
+// context of its first tab, for chromedp actions. The browser stops when the
+// test ends; if the test failed, a screenshot and the HTML of the page it
+// was on are kept first. The test is skipped, saying why, only when
+// Chromium is not installed.
+func New(tb testing.TB) context.Context {
+	tb.Helper()
+	if _, err := os.Stat(ExecPath); err != nil {
+		tb.Skipf("browser test skipped: no Chromium at %s (apt-get install -y chromium): %v", ExecPath, err)
+	}
+	// The profile directory is removed after the browser has exited:
+	// cleanups run last-registered first.
+	profile := tb.TempDir()
+	output := &syncBuffer{}
+	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
+		chromedp.ExecPath(ExecPath),
+		chromedp.UserDataDir(profile),
+		chromedp.NoSandbox, // tests run as root, where the sandbox cannot start
+		chromedp.DisableGPU,
+		// On a closed network Chromium otherwise waits on Google's hosts.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.WindowSize(1280, 1024),
+		chromedp.CombinedOutput(output),
+	)
+	ctx, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	// chromedp logs protocol noise through these; a test's log is no place
+	// for it, and t.Logf after the test ends would panic.
+	quiet := func(string, ...any) {}
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(quiet), chromedp.WithErrorf(quiet))
+	tb.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // waits for the browser to exit
+		cancelTimeout()
+	})
+	if err := chromedp.Do(tabCtx); err != nil {
+		tb.Fatalf("start Chromium: %v\n%s", err, output.tail())
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			keepArtifacts(tabCtx, tb)
+			tb.Logf("Chromium output (tail):\n%s", output.tail())
+		}
+	})
+	return tabCtx
+}
+
+// Do runs the actions in order, failing the test with step and the error
+// if one fails. Each helper here gives its step 30s.
+func Do(ctx context.Context, tb testing.TB, step string, actions ...chromedp.Action[chromedp.Void]) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		tb.Fatalf("%s: %v", step, err)
+	}
+}
+
+// Submit clicks the element with this id (a submit button) and waits for
+// the page it leads to, after any redirects; it returns that page's HTTP
+// status.
+func Submit(ctx context.Context, tb testing.TB, id string) int {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.ID(id)))
+	if err != nil {
+		tb.Fatalf("click #%s: %v", id, err)
+	}
+	return int(resp.Status)
+}
+
+// Text returns the text of the page as a person reads it (the body's
+// innerText).
+func Text(ctx context.Context, tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		tb.Fatalf("read the page's text: %v", err)
+	}
+	return text
+}
+
+// Location returns the address of the page the tab is on.
+func Location(ctx context.Context, tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		tb.Fatalf("read the page's address: %v", err)
+	}
+	return loc
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// keepArtifacts writes a screenshot and the HTML of the current page where
+// they outlive the test, and logs where.
+func keepArtifacts(ctx context.Context, tb testing.TB) {
+	dir := os.Getenv(ArtifactsEnv)
+	var err error
+	if dir == "" {
+		dir, err = os.MkdirTemp("", "browsertest-")
+	} else {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err != nil {
+		tb.Logf("keep browser artifacts: %v", err)
+		return
+	}
+	// The test's own deadline may have passed; the browser is still up.
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	base := filepath.Join(dir, unsafeName.ReplaceAllString(tb.Name(), "_"))
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err != nil {
+		tb.Logf("screenshot: %v", err)
+	} else if err := os.WriteFile(base+".png", png, 0o644); err != nil {
+		tb.Logf("screenshot: %v", err)
+	} else {
+		tb.Logf("screenshot of the failing page: %s", base+".png")
+	}
+	if html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err == nil {
+		if err := os.WriteFile(base+".html", []byte(html), 0o644); err == nil {
+			tb.Logf("HTML of the failing page: %s", base+".html")
+		}
+	}
+}
+
+// syncBuffer collects Chromium's output, written from another goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// tail returns the last few KiB, which is where a crash explains itself.
+func (b *syncBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	const keep = 4 << 10
+	out := b.buf.Bytes()
+	if len(out) > keep {
+		return "…" + string(out[len(out)-keep:])
+	}
+	if len(out) == 0 {
+		return "(none)"
+	}
+	return string(out)
+}
