@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -263,10 +264,15 @@ func newBlockingSource() *blockingSource {
 	return &blockingSource{Store: memory.New(), entered: make(chan struct{}, 16), cancelled: make(chan struct{})}
 }
 
+// ListProducts waits for its caller to give up, then answers as the port
+// says a store must.
 func (b *blockingSource) ListProducts(ctx context.Context, _ domain.PageRequest) (domain.Page, error) {
 	b.entered <- struct{}{}
 	<-ctx.Done()
 	b.once.Do(func() { close(b.cancelled) })
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return domain.Page{}, fmt.Errorf("%w: %w", domain.ErrSourceTimeout, ctx.Err())
+	}
 	return domain.Page{}, ctx.Err()
 }
 
@@ -300,6 +306,49 @@ func TestSlowHopGives504AtA(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSlowStoreIs504AtA: B's query budget runs out first; B answers 504,
+// and C and A pass the timeout on as a 504, within A's budget.
+func TestSlowStoreIs504AtA(t *testing.T) {
+	src := newBlockingSource()
+	c := startChain(t, chainOptions{source: src, configure: func(role domain.Role, cfg *app.Config) {
+		if role == roleB {
+			cfg.QueryTimeout = 200 * time.Millisecond
+		}
+	}})
+	start := time.Now()
+	status, _, body := get(t, nil, c.url(roleA)+"/products", c.token(nil), nil)
+	if status != 504 || !strings.Contains(body, `"error":"upstream_timeout"`) {
+		t.Fatalf("status %d, want 504: %s", status, body)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if !strings.Contains(c.logs[roleB].String(), `"status":504`) || !strings.Contains(c.logs[roleB].String(), `"reason":"timeout"`) {
+		t.Errorf("B did not answer 504 for its own timeout:\n%s", c.logs[roleB])
+	}
+}
+
+// TestUnavailableStoreIs503WithRetryAfterAtA: B's store is down; the 503
+// and its advice reach the client unchanged.
+func TestUnavailableStoreIs503WithRetryAfterAtA(t *testing.T) {
+	down := failingStore{fmt.Errorf("list: %w", domain.ErrSourceUnavailable)}
+	c := startChain(t, chainOptions{source: down})
+	status, header, body := get(t, nil, c.url(roleA)+"/products", c.token(nil), nil)
+	if status != 503 || header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q: %s", status, header.Get("Retry-After"), body)
+	}
+}
+
+type failingStore struct{ err error }
+
+func (f failingStore) ListProducts(context.Context, domain.PageRequest) (domain.Page, error) {
+	return domain.Page{}, f.err
+}
+
+func (f failingStore) GetProduct(context.Context, int64) (domain.Product, error) {
+	return domain.Product{}, f.err
 }
 
 func TestClientGoneCancelsTheChainDownToTheStore(t *testing.T) {

@@ -231,7 +231,7 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 		return s.newUpstream(cfg, tel, identity, ids)
 	}
 	if deps.Source != nil {
-		return deps.Source, nil
+		return withTimeout{source: deps.Source, timeout: cfg.QueryTimeout}, nil
 	}
 	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle})
 	if err != nil {

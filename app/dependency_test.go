@@ -1,0 +1,275 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/logbuf"
+)
+
+// startRoleB runs role b on the DSN and returns it running, with its log,
+// the cancel that plays SIGTERM, and a channel closed once Run returned.
+func startRoleB(t *testing.T, issuer, dsn string) (*app.Service, *logbuf.Buffer, context.CancelFunc, <-chan struct{}) {
+	t.Helper()
+	cfg := app.Defaults()
+	cfg.Role, cfg.PeerAuth = "b", app.PeerAuthOff
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.OIDCIssuer, cfg.OIDCAudience = issuer, audience
+	cfg.MySQLDSN = dsn
+	logs := &logbuf.Buffer{}
+	svc, err := app.New(context.Background(), cfg, app.Deps{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := svc.Run(ctx); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return svc, logs, cancel, done
+}
+
+func issuerURL(t *testing.T) string {
+	t.Helper()
+	ts := httpTestIssuer(t)
+	return ts.Issuer()
+}
+
+func httpTestIssuer(t *testing.T) *devissuer.Issuer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := devissuer.New(devissuer.Config{URL: "http://" + ln.Addr().String(), Audience: audience, ClientID: "c", ClientSecret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: iss, ReadHeaderTimeout: time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return iss
+}
+
+type readiness struct {
+	status int
+	Status string            `json:"status"`
+	Failed map[string]string `json:"failed"`
+}
+
+func readyz(t *testing.T, svc *app.Service) readiness {
+	t.Helper()
+	resp, err := http.Get("http://" + svc.AdminAddr() + "/readyz")
+	if err != nil {
+		t.Fatalf("the admin port does not answer: %v", err)
+	}
+	defer resp.Body.Close()
+	var r readiness
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	r.status = resp.StatusCode
+	return r
+}
+
+func eventuallyReady(t *testing.T, svc *app.Service, want func(readiness) bool) readiness {
+	t.Helper()
+	var r readiness
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if r = readyz(t, svc); want(r) {
+			return r
+		}
+	}
+	t.Fatalf("readiness never came: last %+v", r)
+	return r
+}
+
+// TestMySQLLateIsWaitedFor: B starts before MySQL does. It serves its admin
+// port at once, says why it is not ready, retries, and serves once MySQL
+// answers; it never exits.
+func TestMySQLLateIsWaitedFor(t *testing.T) {
+	dsn := mysqltest.FreshSchema(t, mysqltest.StartEmbedded(t))
+	mc := app.MigrateConfig{MySQLDSN: dsn, Timeout: 30 * time.Second}
+	if err := app.Migrate(context.Background(), mc, app.MigrateUp, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Seed(context.Background(), mc, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// B is pointed at a port nothing listens on yet.
+	gate := freePort(t)
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := cfg.Addr
+	cfg.Addr = gate
+	svc, _, _, done := startRoleB(t, issuerURL(t), cfg.FormatDSN())
+
+	r := eventuallyReady(t, svc, func(r readiness) bool { return strings.Contains(r.Failed["mysql"], "refused") })
+	if r.status != 503 || !strings.Contains(r.Failed["mysql"], "connection refused") {
+		t.Fatalf("readyz = %d %+v, want 503 naming the refused connection", r.status, r)
+	}
+	forward(t, gate, target) // MySQL comes up
+	eventuallyReady(t, svc, func(r readiness) bool { return r.status == 200 })
+	select {
+	case <-done:
+		t.Fatal("B exited while waiting")
+	default:
+	}
+}
+
+// TestSilentMySQLCannotHangB: a server that accepts TCP and says nothing.
+// B still serves its admin port, reports MySQL not ready, and stops at
+// once on SIGTERM.
+func TestSilentMySQLCannotHangB(t *testing.T) {
+	silent := silentServer(t)
+	svc, logs, cancel, done := startRoleB(t, issuerURL(t), "app:pw@tcp("+silent+")/shop")
+	r := eventuallyReady(t, svc, func(r readiness) bool { return r.Failed["mysql"] != "" && r.Failed["mysql"] != "not connected yet" })
+	if r.status != 503 {
+		t.Fatalf("readyz = %+v", r)
+	}
+	start := time.Now()
+	cancel() // SIGTERM
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B did not stop on SIGTERM while MySQL was silent")
+	}
+	if took := time.Since(start); took > 7*time.Second {
+		t.Errorf("B took %v to stop", took)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("a log line is not JSON: %q", line)
+		}
+	}
+}
+
+// TestIssuerMismatchIsExplained: the issuer's discovery names another iss
+// (Auth0's missing trailing slash): readiness says so.
+func TestIssuerMismatchIsExplained(t *testing.T) {
+	iss := httpTestIssuer(t)
+	cfg := app.Defaults()
+	cfg.Role = "a"
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.OIDCIssuer, cfg.OIDCAudience = strings.TrimSuffix(iss.Issuer(), "/"), audience
+	cfg.Upstream = "http://127.0.0.1:1"
+	svc, err := app.New(context.Background(), cfg, app.Deps{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r := eventuallyReady(t, svc, func(r readiness) bool { return strings.Contains(r.Failed["oidc"], "mismatch") })
+	want := `issuer mismatch: discovery says "` + iss.Issuer() + `", configured "` + cfg.OIDCIssuer + `"`
+	if r.status != 503 || r.Failed["oidc"] != want {
+		t.Fatalf("readyz = %d %q, want %q", r.status, r.Failed["oidc"], want)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// forward listens on addr and pipes every connection to target, until
+// the test ends.
+func forward(t *testing.T, addr, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			wg.Go(func() { _, _ = io.Copy(up, c); up.Close() })
+			wg.Go(func() { _, _ = io.Copy(c, up); c.Close() })
+		}
+	}()
+}
+
+// silentServer accepts TCP connections and never answers.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
