@@ -47,6 +47,23 @@ func TestConfigErrorsNameFlagAndEnv(t *testing.T) {
 		{"migrate without a DSN", []string{"migrate", "up"}, []string{
 			"  --mysql-dsn [MYSQL_DSN]: is required",
 		}},
+		{"another role's setting on the command line", []string{"--role=c", "--peer-auth=off", "--upstream=http://b", "--oidc-issuer=https://t/", "--oidc-audience=x", "--mysql-dsn=u:p@tcp(db)/shop", "--query-timeout=1s"}, []string{
+			"  --mysql-dsn [MYSQL_DSN]: used only by role b",
+			"  --query-timeout [QUERY_TIMEOUT]: used only by role b",
+		}},
+		{"the store role with an upstream", []string{"--role=b", "--peer-auth=off", "--mysql-dsn=u:p@tcp(db)/shop", "--oidc-issuer=https://t/", "--oidc-audience=x", "--upstream=http://c", "--listen=:x"}, []string{
+			"  --upstream [UPSTREAM_URL]: used only by roles a, c",
+		}},
+		{"a password in the issuer URL", []string{"--role=a", "--upstream=http://c", "--oidc-issuer=https://admin:hunter2@t.auth0.com/", "--oidc-audience=x"}, []string{
+			"  --oidc-issuer [OIDC_ISSUER]: must not carry a user name or password: the URL would be logged and sent in clear",
+		}},
+		{"a drain shorter than the budget", []string{"--role=a", "--upstream=http://c", "--oidc-issuer=https://t/", "--oidc-audience=x", "--upstream-timeout=20s", "--shutdown-timeout=10s"}, []string{
+			"  --shutdown-timeout [SHUTDOWN_TIMEOUT]: 10s is shorter than the role's budget (--upstream-timeout 20s): a request in flight at SIGTERM could not finish",
+		}},
+		{"a page larger than the most", []string{"--role=b", "--peer-auth=off", "--mysql-dsn=u:p@tcp(db)/shop", "--oidc-issuer=https://t/", "--oidc-audience=x", "--max-page-size=20000", "--page-size=0"}, []string{
+			"  --max-page-size [MAX_PAGE_SIZE]: 20000 is more than the most any page may hold (10000)",
+			"  --page-size [PAGE_SIZE]: 0 is out of range (gte 1)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +72,9 @@ func TestConfigErrorsNameFlagAndEnv(t *testing.T) {
 			err := run(context.Background(), append([]string{"trustchain"}, tt.args...), &stdout, &stderr)
 			if err == nil {
 				t.Fatal("bad config was accepted")
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("the error shows the issuer's password:\n%s", err)
 			}
 			lines := strings.Split(err.Error(), "\n")
 			for _, want := range tt.want {
@@ -90,5 +110,60 @@ func TestVersion(t *testing.T) {
 	out := stdout.String()
 	if !strings.HasPrefix(out, "trustchain ") || !strings.Contains(out, "commit ") || !strings.Contains(out, "go1.") {
 		t.Fatalf("version = %q", out)
+	}
+}
+
+// TestSharedEnvironment: one environment file for every role, as a
+// ConfigMap would be. A setting another role uses is warned about and
+// ignored, not refused.
+func TestSharedEnvironment(t *testing.T) {
+	t.Setenv("ROLE", "c")
+	t.Setenv("MYSQL_DSN", "u:p@tcp(db:3306)/shop")
+	t.Setenv("QUERY_TIMEOUT", "2s")
+	t.Setenv("OIDC_ISSUER", "https://t.auth0.com/")
+	t.Setenv("OIDC_AUDIENCE", "x")
+	// Left out on purpose, so the run stops at validation: peer auth and
+	// the upstream.
+	err := run(context.Background(), []string{"trustchain"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("an incomplete config was accepted")
+	}
+	if strings.Contains(err.Error(), "mysql-dsn") || strings.Contains(err.Error(), "query-timeout") {
+		t.Fatalf("role c refused b's settings from a shared environment:\n%s", err)
+	}
+	for _, want := range []string{"--peer-auth [PEER_AUTH]: is required for role c", "--upstream [UPSTREAM_URL]: is required for role c"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%s", want, err)
+		}
+	}
+}
+
+// TestHelpShowsOneDefaultPerFlag reads every command's --help.
+func TestHelpShowsOneDefaultPerFlag(t *testing.T) {
+	for _, cmd := range [][]string{{"--help"}, {"demo", "--help"}, {"certs", "--help"}, {"login", "--help"}, {"migrate", "up", "--help"}, {"seed", "--help"}} {
+		t.Run(strings.Join(cmd, " "), func(t *testing.T) {
+			var stdout bytes.Buffer
+			if err := run(context.Background(), append([]string{"trustchain"}, cmd...), &stdout, &bytes.Buffer{}); err != nil {
+				t.Fatal(err)
+			}
+			flags := 0
+			for _, line := range strings.Split(stdout.String(), "\n") {
+				line = strings.TrimSpace(line)
+				if !strings.HasPrefix(line, "--") || strings.HasPrefix(line, "--help") {
+					continue
+				}
+				flags++
+				if n := strings.Count(line, "(default"); n > 1 {
+					t.Errorf("two defaults: %s", line)
+				}
+				name, usage, _ := strings.Cut(line, "  ")
+				if strings.TrimSpace(usage) == "" || strings.HasPrefix(strings.TrimSpace(usage), "(default") {
+					t.Errorf("%s has no usage text", name)
+				}
+			}
+			if flags == 0 {
+				t.Fatalf("no flags in:\n%s", stdout.String())
+			}
+		})
 	}
 }

@@ -219,7 +219,7 @@ func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
 		if reflect.DeepEqual(field.Interface(), def.FieldByIndex(f.Index).Interface()) {
 			continue
 		}
-		message := "only " + rolesUsing(group) + " use it"
+		message := "used only by " + rolesUsing(group)
 		if c.CommandLine[name] {
 			problems = append(problems, Problem{name, message})
 			continue
@@ -239,9 +239,9 @@ func rolesUsing(group string) string {
 		}
 	}
 	if len(roles) == 1 {
-		return "role " + roles[0] + " would"
+		return "role " + roles[0]
 	}
-	return "roles " + strings.Join(roles, ", ") + " would"
+	return "roles " + strings.Join(roles, ", ")
 }
 
 // roleProblems holds the rules that follow from the role's row.

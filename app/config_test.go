@@ -1,0 +1,44 @@
+package app_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/logbuf"
+)
+
+// TestUnusedSettingsFromTheEnvironmentAreWarnedAbout: a setting of another
+// role, from an environment shared by every role, is logged once and
+// ignored; the same setting given on the command line is an error.
+func TestUnusedSettingsFromTheEnvironmentAreWarnedAbout(t *testing.T) {
+	cfg := app.Defaults()
+	cfg.Role, cfg.PeerAuth, cfg.Upstream = "c", app.PeerAuthOff, "http://127.0.0.1:1"
+	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.OIDCIssuer, cfg.OIDCAudience = "https://t.auth0.com/", audience
+	cfg.MySQLDSN = "u:p@tcp(db:3306)/shop"
+
+	logs := &logbuf.Buffer{}
+	svc, err := app.New(context.Background(), cfg, app.Deps{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if err != nil {
+		t.Fatalf("role c refused b's setting from the environment: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := svc.Run(cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "MYSQL_DSN is set in the environment but role c does not use it"); n != 1 {
+		t.Fatalf("the warning appears %d times:\n%s", n, logs)
+	}
+	if strings.Contains(logs.String(), "u:p@tcp") {
+		t.Fatal("the warning shows the DSN")
+	}
+
+	cfg.CommandLine = map[string]bool{"mysql-dsn": true}
+	if _, err := app.New(context.Background(), cfg, app.Deps{Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "--mysql-dsn: used only by role b") {
+		t.Fatalf("the command line's --mysql-dsn for role c: %v", err)
+	}
+}
