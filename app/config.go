@@ -95,7 +95,7 @@ func Defaults() Config {
 		TokenCacheSize:  10_000,
 		UpstreamConns:   64,
 		MySQLMaxOpen:    20,
-		MySQLMaxIdle:    10,
+		MySQLMaxIdle:    20, // as many as open: a burst must not close and reopen connections
 		QueryTimeout:    b.Budget,
 		PageSize:        100,
 		MaxPageSize:     1000,
