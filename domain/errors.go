@@ -81,10 +81,11 @@ func TokenReasons() []string {
 // is not a token refusal. The set of answers is bounded: a TokenError whose
 // Reason is not one of the constants above counts as malformed.
 func TokenReason(err error) string {
+	if err == nil {
+		return "" // before te, which would otherwise be allocated on every call
+	}
 	var te *TokenError
 	switch {
-	case err == nil:
-		return ""
 	case errors.Is(err, ErrTokenMissing):
 		return ReasonMissing
 	case errors.Is(err, ErrInsufficientScope):

@@ -145,7 +145,9 @@ func decodeProducts(r io.Reader, limit int) ([]domain.Product, error) {
 	if err := expectDelim(dec, '['); err != nil {
 		return nil, err
 	}
-	products := make([]domain.Product, 0, min(limit, 128))
+	// Grow with the answer rather than reserve the whole limit: most pages
+	// are shorter than the limit, and every hop would pay for the gap.
+	products := make([]domain.Product, 0, min(limit, 16))
 	for dec.PeekKind() != ']' {
 		if len(products) == limit {
 			return nil, fmt.Errorf("more than the %d products asked for", limit)

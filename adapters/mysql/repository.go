@@ -53,7 +53,7 @@ func (r *Repository) ListProducts(ctx context.Context, req domain.PageRequest) (
 		return domain.Page{}, fmt.Errorf("list products: %w", storeError(ctx, err))
 	}
 	defer rows.Close()
-	products := make([]domain.Product, 0, min(req.Limit()+1, 256))
+	products := make([]domain.Product, 0, min(req.Limit()+1, 16)) // grows with the rows, not the limit
 	for rows.Next() {
 		p, err := scanProduct(rows)
 		if err != nil {

@@ -355,10 +355,19 @@ func (t *Tracing) httpOptions() []otelhttp.Option {
 // request's context, so logs and the next hop still join the trace.
 func (t *Tracing) ServerMiddleware(next http.Handler) http.Handler {
 	if !t.on {
+		// Most requests carry no trace headers at all; looking for the
+		// propagator's fields first spares them the extraction, which
+		// canonicalises every field name it tries.
+		fields := make([]string, 0, len(t.propagator.Fields()))
+		for _, f := range t.propagator.Fields() {
+			fields = append(fields, http.CanonicalHeaderKey(f))
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ctx := t.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-			if trace.SpanContextFromContext(ctx).IsValid() {
-				r = r.WithContext(ctx)
+			if carriesAny(r.Header, fields) {
+				ctx := t.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+				if trace.SpanContextFromContext(ctx).IsValid() {
+					r = r.WithContext(ctx)
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -413,8 +422,21 @@ func (t *Tracing) Inject() func(ctx context.Context, h http.Header) {
 		return nil
 	}
 	return func(ctx context.Context, h http.Header) {
-		t.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+		// Both propagators write nothing without a span context.
+		if trace.SpanContextFromContext(ctx).IsValid() {
+			t.propagator.Inject(ctx, propagation.HeaderCarrier(h))
+		}
 	}
+}
+
+// carriesAny reports whether h has any of the canonical keys.
+func carriesAny(h http.Header, keys []string) bool {
+	for _, k := range keys {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // DBInfo names the database SQL spans talk to.

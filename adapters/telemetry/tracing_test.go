@@ -170,6 +170,14 @@ func TestContextCrossesAHop(t *testing.T) {
 			},
 		},
 		{
+			name: "off, a single b3 header passes through as both encodings",
+			in:   http.Header{"B3": {inTraceID + "-" + inSpanID + "-1"}},
+			check: func(t *testing.T, out http.Header) {
+				wantHeader(t, out, "X-B3-Traceid", inTraceID)
+				wantHeader(t, out, "Traceparent", traceparent)
+			},
+		},
+		{
 			name: "off, no inbound context invents none",
 			in:   http.Header{},
 			check: func(t *testing.T, out http.Header) {
