@@ -84,7 +84,7 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	page, err := h.source.ListProducts(r.Context(), req)
+	page, err := h.source.ListProducts(sourceContext(r), req)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -108,7 +108,7 @@ func (h handlers) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	p, err := h.source.GetProduct(r.Context(), id)
+	p, err := h.source.GetProduct(sourceContext(r), id)
 	if err != nil {
 		writeError(w, r, err)
 		return

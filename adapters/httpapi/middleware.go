@@ -22,6 +22,7 @@ const HeaderRequestID = "X-Request-Id"
 // context.
 type requestState struct {
 	requestID     string
+	credentials   domain.Credentials // set once the token is verified
 	subject       string
 	peer          string
 	requiredScope string
@@ -223,7 +224,9 @@ func authorizePeer(check PeerCheck, refused func(), next http.Handler) http.Hand
 }
 
 // authenticate verifies the bearer token, enforces the required scope and
-// hands the verified token on, as domain.Credentials, to the source.
+// keeps the verified token, as domain.Credentials, in the request's state;
+// sourceContext hands them to the source. (Not a new request with a new
+// context: that copy would be made on every request, at every hop.)
 func authenticate(verifier ports.TokenVerifier, scope string, checked func(reason string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		state := stateFrom(r.Context())
@@ -237,9 +240,20 @@ func authenticate(verifier ports.TokenVerifier, scope string, checked func(reaso
 			writeError(w, r, err)
 			return
 		}
-		ctx := domain.WithCredentials(r.Context(), domain.NewCredentials(raw, state.requestID))
-		next.ServeHTTP(w, r.WithContext(ctx))
+		state.credentials = domain.NewCredentials(raw, state.requestID)
+		next.ServeHTTP(w, r)
 	})
+}
+
+// sourceContext is the context to call the source with: the request's,
+// carrying the credentials authenticate verified. Without them (a route
+// nothing authenticated) the client for the next hop refuses to call.
+func sourceContext(r *http.Request) context.Context {
+	creds := stateFrom(r.Context()).credentials
+	if creds.Token() == "" {
+		return r.Context()
+	}
+	return domain.WithCredentials(r.Context(), creds)
 }
 
 // verify returns the principal and raw token of an acceptable request.

@@ -25,6 +25,16 @@ type productRow struct {
 	Price string `bun:"price"`
 }
 
+// The reads are fixed statements run through bun, which formats their
+// arguments and runs the query hooks (metrics, spans). Written once here
+// rather than built per request, they spare every read bun's query builder:
+// a model and a 4 KiB query buffer each time, which on B was a third of
+// all the bytes a request allocated.
+const (
+	listProductsSQL = "SELECT id, name, price FROM products WHERE id > ? ORDER BY id LIMIT ?"
+	getProductSQL   = "SELECT id, name, price FROM products WHERE id = ?"
+)
+
 // Repository serves the catalogue from the products table.
 type Repository struct {
 	db *bun.DB
@@ -42,13 +52,7 @@ func NewRepository(db *DB) *Repository {
 // alone, a passed deadline domain.ErrSourceTimeout, anything else
 // (including a row that breaks a domain rule) domain.ErrSourceUnavailable.
 func (r *Repository) ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error) {
-	rows, err := r.db.NewSelect().
-		Model((*productRow)(nil)).
-		Column("id", "name", "price").
-		Where("id > ?", req.After()).
-		Order("id").
-		Limit(int64(req.Limit()) + 1).
-		Rows(ctx)
+	rows, err := r.db.QueryContext(ctx, listProductsSQL, req.After(), req.Limit()+1)
 	if err != nil {
 		return domain.Page{}, fmt.Errorf("list products: %w", storeError(ctx, err))
 	}
@@ -77,11 +81,7 @@ func (r *Repository) ListProducts(ctx context.Context, req domain.PageRequest) (
 
 // GetProduct reads one row by primary key.
 func (r *Repository) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
-	rows, err := r.db.NewSelect().
-		Model((*productRow)(nil)).
-		Column("id", "name", "price").
-		Where("id = ?", id).
-		Rows(ctx)
+	rows, err := r.db.QueryContext(ctx, getProductSQL, id)
 	if err != nil {
 		return domain.Product{}, fmt.Errorf("get product %d: %w", id, storeError(ctx, err))
 	}
