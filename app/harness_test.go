@@ -46,6 +46,11 @@ type chainOptions struct {
 	// spyB, when set, sees the headers of every request that reaches B
 	// (through a reverse proxy in front of it; plain HTTP only).
 	spyB func(http.Header)
+	// logLevel is the chain's log level; nil means debug, so tests can
+	// read every line.
+	logLevel slog.Leveler
+	// quiet sends the logs nowhere, as benchmarks want.
+	quiet bool
 }
 
 // chain is the three roles running on loopback against a local issuer,
@@ -89,8 +94,16 @@ func startChain(t testing.TB, o chainOptions) *chain {
 		Issuer: iss.Issuer(), Audience: audience, Scope: scope,
 		PeerAuth: o.peerAuth, Store: o.source, MySQLDSN: o.mysqlDSN,
 		Deps: func(role domain.Role) app.Deps {
+			var out io.Writer = c.logs[role]
+			if o.quiet {
+				out = io.Discard
+			}
+			var level slog.Leveler = slog.LevelDebug
+			if o.logLevel != nil {
+				level = o.logLevel
+			}
 			return app.Deps{
-				Logger:        slog.New(slog.NewJSONHandler(c.logs[role], &slog.HandlerOptions{Level: slog.LevelDebug})).With("role", role),
+				Logger:        slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})).With("role", role),
 				TraceExporter: o.exporter,
 			}
 		},
