@@ -178,10 +178,7 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	req, err := c.newRequest(callCtx, path, query, creds)
-	if err != nil {
-		return fmt.Errorf("call upstream: %w", err)
-	}
+	req := c.newRequest(callCtx, path, query, creds)
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		err = &url.Error{Op: "Get", URL: req.URL.Redacted(), Err: err}
@@ -219,22 +216,28 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 // newRequest builds the GET for the next hop: the token as it came, the
 // request id, and nothing else of the caller's. Tracing headers are the
 // wrapping transport's job.
-func (c *Client) newRequest(ctx context.Context, path, query string, creds domain.Credentials) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "", nil)
-	if err != nil {
-		return nil, err
-	}
+func (c *Client) newRequest(ctx context.Context, path, query string, creds domain.Credentials) *http.Request {
 	u := c.base
 	u.Path += path
 	u.RawQuery = query
-	req.URL, req.Host = &u, u.Host
-	req.Header["Authorization"] = []string{"Bearer " + creds.Token()}
+	// What http.NewRequestWithContext would build, without parsing a URL
+	// this client already holds in parts.
+	req := (&http.Request{
+		Method:     http.MethodGet,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, 4),
+		Host:       u.Host,
+	}).WithContext(ctx)
+	req.Header["Authorization"] = []string{authorizationFor(ctx, creds)}
 	req.Header["Accept"] = contentTypeJSON
 	req.Header[HeaderRequestID] = []string{creds.RequestID()}
 	if c.propagate != nil {
 		c.propagate(ctx, req.Header)
 	}
-	return req, nil
+	return req
 }
 
 // contextError tells a client that went away (context.Canceled, passed up

@@ -486,3 +486,26 @@ func TestObservedOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardsTheVerifiedTokenOnly: whatever form the caller's header had,
+// the next hop gets "Bearer " and the token this hop verified, no more.
+func TestForwardsTheVerifiedTokenOnly(t *testing.T) {
+	for _, inbound := range []string{
+		"Bearer " + goodToken,
+		"bearer " + goodToken,
+		"BEARER   " + goodToken + "  ",
+	} {
+		var got []string
+		s := serve(t, func(w http.ResponseWriter, r *http.Request) {
+			got = r.Header.Values("Authorization")
+			answer(200, `[]`)(w, r)
+		})
+		h := newAPI(t, io.Discard, withSource(newClient(t, s.URL, 5*time.Second)))
+		if w := do(h, http.MethodGet, "/products", inbound); w.Code != http.StatusOK {
+			t.Fatalf("%q: status %d: %s", inbound, w.Code, w.Body)
+		}
+		if want := "Bearer " + goodToken; len(got) != 1 || got[0] != want {
+			t.Errorf("%q reached the next hop as %q, want [%q]", inbound, got, want)
+		}
+	}
+}

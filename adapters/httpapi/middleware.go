@@ -21,8 +21,12 @@ const HeaderRequestID = "X-Request-Id"
 // in by the layers as they learn it. One per request, reached through the
 // context.
 type requestState struct {
-	requestID     string
-	credentials   domain.Credentials // set once the token is verified
+	requestID   string
+	credentials domain.Credentials // set once the token is verified
+	// authorization is the caller's Authorization header when it is exactly
+	// "Bearer " and the verified token: the next hop's request reuses it
+	// instead of building the same long string again.
+	authorization string
 	subject       string
 	peer          string
 	requiredScope string
@@ -241,8 +245,23 @@ func authenticate(verifier ports.TokenVerifier, scope string, checked func(reaso
 			return
 		}
 		state.credentials = domain.NewCredentials(raw, state.requestID)
+		if v := r.Header["Authorization"]; len(v) == 1 && len(v[0]) == len(bearerPrefix)+len(raw) &&
+			v[0][:len(bearerPrefix)] == bearerPrefix && v[0][len(bearerPrefix):] == raw {
+			state.authorization = v[0]
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+const bearerPrefix = "Bearer "
+
+// authorizationFor is the Authorization header that forwards creds: the
+// one this hop's API kept for exactly this token, else built anew.
+func authorizationFor(ctx context.Context, creds domain.Credentials) string {
+	if s, ok := ctx.Value(stateKey{}).(*requestState); ok && s.authorization != "" && s.credentials.Token() == creds.Token() {
+		return s.authorization
+	}
+	return bearerPrefix + creds.Token()
 }
 
 // sourceContext is the context to call the source with: the request's,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +78,10 @@ type Metrics struct {
 
 	routes map[string]bool
 	kinds  map[string]bool
+	// The children touched on every request, resolved once per label set.
+	requestSeries  memo[requestKey, seriesPair]
+	upstreamSeries memo[upstreamKey, seriesPair]
+	dbSeries       memo[string, prometheus.Observer]
 	// tokenOK is the series of every accepted token, resolved once: it is
 	// touched on every request of every hop.
 	tokenOK prometheus.Counter
@@ -155,6 +158,13 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	}
 	m.cacheRequests.WithLabelValues("hit")
 	m.cacheRequests.WithLabelValues("miss")
+	m.requestSeries.make = func(k requestKey) seriesPair {
+		return seriesPair{m.httpRequests.WithLabelValues(k.route, k.class), m.httpDuration.WithLabelValues(k.route, k.class)}
+	}
+	m.upstreamSeries.make = func(k upstreamKey) seriesPair {
+		return seriesPair{m.upstreamRequests.WithLabelValues(k.upstream, k.class, k.kind), m.upstreamDuration.WithLabelValues(k.upstream, k.class, k.kind)}
+	}
+	m.dbSeries.make = func(op string) prometheus.Observer { return m.dbQueryDuration.WithLabelValues(op) }
 	// OpenMetrics carries the exemplars that link a slow bucket to its trace.
 	m.handler = promhttp.InstrumentMetricHandler(reg,
 		promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
@@ -181,9 +191,19 @@ func (m *Metrics) ObserveRequest(ctx context.Context, route string, status int, 
 	if !m.routes[route] {
 		route = reasonOther
 	}
-	class := codeClass(status)
-	m.httpRequests.WithLabelValues(route, class).Inc()
-	observe(ctx, m.httpDuration.WithLabelValues(route, class), elapsed)
+	series := m.requestSeries.get(requestKey{route, codeClass(status)})
+	series.count.Inc()
+	observe(ctx, series.duration, elapsed)
+}
+
+type requestKey struct{ route, class string }
+
+type upstreamKey struct{ upstream, class, kind string }
+
+// seriesPair is a counter and the histogram beside it.
+type seriesPair struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // UpstreamObserver returns the hook the client for upstream reports each
@@ -198,8 +218,9 @@ func (m *Metrics) UpstreamObserver(upstream string) func(ctx context.Context, st
 		if !m.kinds[kind] {
 			kind = reasonOther
 		}
-		m.upstreamRequests.WithLabelValues(upstream, class, kind).Inc()
-		observe(ctx, m.upstreamDuration.WithLabelValues(upstream, class, kind), elapsed)
+		series := m.upstreamSeries.get(upstreamKey{upstream, class, kind})
+		series.count.Inc()
+		observe(ctx, series.duration, elapsed)
 	}
 }
 
@@ -213,12 +234,14 @@ func observe(ctx context.Context, o prometheus.Observer, d time.Duration) {
 	o.Observe(d.Seconds())
 }
 
+var codeClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
 // codeClass turns a status into "2xx" and friends.
 func codeClass(code int) string {
 	if code < 100 || code > 599 {
 		return reasonOther
 	}
-	return strconv.Itoa(code/100) + "xx"
+	return codeClasses[code/100]
 }
 
 // TokenCheck records the outcome of checking one request's bearer token:
@@ -300,7 +323,7 @@ func (m *Metrics) RegisterDB(db *sql.DB, dbName string) error {
 // ObserveDBQuery records one SQL query's duration. operation is the SQL verb;
 // anything unusual is counted as "other".
 func (m *Metrics) ObserveDBQuery(ctx context.Context, operation string, d time.Duration) {
-	observe(ctx, m.dbQueryDuration.WithLabelValues(sqlOperation(operation)), d)
+	observe(ctx, m.dbSeries.get(sqlOperation(operation)), d)
 }
 
 func sqlOperation(op string) string {
