@@ -3,6 +3,7 @@ package app_test
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -155,4 +156,50 @@ func TestB3AndRequestIDPassThroughWithTracingOff(t *testing.T) {
 			t.Errorf("%s at B = %q, want %q", h, atB.Get(h), header.Get(h))
 		}
 	}
+}
+
+// TestKeepAlivePoolsHoldUnderLoad: 32 clients keep calling A, and no hop
+// dials the next one per request: the connections each API port accepted
+// stay at the clients' count while the requests run into the hundreds.
+func TestKeepAlivePoolsHoldUnderLoad(t *testing.T) {
+	const clients, perClient = 32, 20
+	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, quiet: true})
+	token := c.token(nil)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range perClient {
+				if err := getOK(client, c.url(roleA)+"/products", token); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, role := range []domain.Role{roleA, roleC, roleB} {
+		accepted := metricValue(t, scrape(t, c, role), `trustchain_http_connections_accepted_total{role="`+string(role)+`"}`)
+		if accepted < 1 || accepted > clients {
+			t.Errorf("%s accepted %v connections for %d requests from %d clients; want at most %d", role, accepted, clients*perClient, clients, clients)
+		}
+	}
+}
+
+// metricValue reads one sample's value from an exposition.
+func metricValue(t testing.TB, exposition, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in the exposition", series)
+	return 0
 }

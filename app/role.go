@@ -334,6 +334,10 @@ func (s *Service) newServers(cfg Config, api http.Handler, serverTLS *tls.Config
 		return err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return s.api.Close() })
+	tel.metrics.ServerConnections(func() (uint64, int) {
+		accepted, open, _ := s.api.Connections()
+		return accepted, open
+	})
 	checks := map[string]httpapi.ReadyCheck{}
 	for _, d := range s.deps {
 		checks[d.name] = d.ready

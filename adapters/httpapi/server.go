@@ -87,6 +87,20 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 	return s, nil
 }
 
+// Connections reports the connections this server has accepted since it
+// started and how many are open now; ok is false for a server without a
+// connection cap, which does not count them. A count of accepted ones that
+// grows with the requests means the callers are not keeping connections
+// alive.
+func (s *Server) Connections() (accepted uint64, open int, ok bool) {
+	if s.conns == nil {
+		return 0, 0, false
+	}
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	return s.conns.opened, s.conns.open, true
+}
+
 // Addr is the bound address, e.g. 127.0.0.1:41234.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
@@ -134,9 +148,10 @@ func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
 type connTracker struct {
 	max int
 
-	mu   sync.Mutex
-	open int
-	idle map[net.Conn]struct{}
+	mu     sync.Mutex
+	open   int
+	opened uint64
+	idle   map[net.Conn]struct{}
 }
 
 func (t *connTracker) track(c net.Conn, state http.ConnState) {
@@ -144,6 +159,7 @@ func (t *connTracker) track(c net.Conn, state http.ConnState) {
 	switch state {
 	case http.StateNew:
 		t.open++
+		t.opened++
 	case http.StateIdle:
 		t.idle[c] = struct{}{}
 	case http.StateActive:

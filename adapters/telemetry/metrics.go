@@ -310,6 +310,24 @@ func (m *Metrics) TokenCacheSize(size func() int) {
 	}, func() float64 { return float64(size()) }))
 }
 
+// ServerConnections reports the API port's connections at scrape time:
+// trustchain_http_connections_accepted_total and
+// trustchain_http_connections_open.
+func (m *Metrics) ServerConnections(stats func() (accepted uint64, open int)) {
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Name: "http_connections_accepted_total",
+			Help:        "Connections the API port accepted; a rate that follows the request rate means callers do not keep connections alive.",
+			ConstLabels: prometheus.Labels{"role": m.role},
+		}, func() float64 { a, _ := stats(); return float64(a) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "http_connections_open",
+			Help:        "Connections open on the API port now; at --max-connections, idle ones are closed.",
+			ConstLabels: prometheus.Labels{"role": m.role},
+		}, func() float64 { _, o := stats(); return float64(o) }),
+	)
+}
+
 // RegisterDB exports the pool's sql.DBStats as go_sql_* series with the
 // real database name and the role.
 func (m *Metrics) RegisterDB(db *sql.DB, dbName string) error {
