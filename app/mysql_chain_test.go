@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -39,7 +40,16 @@ func TestTraceReachesTheDatabase(t *testing.T) {
 		t.Fatalf("%d %s", status, body)
 	}
 	metrics := scrape(t, c, roleB)
-	for _, want := range []string{`trustchain_db_query_duration_seconds_count{operation="select",role="b"}`, `go_sql_open_connections{`} {
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`trustchain_db_query_duration_seconds_count{operation="select",role="b"}`,
+		// The pool's series name the schema the DSN names, and the role.
+		`go_sql_open_connections{db_name="` + cfg.DBName + `",role="b"}`,
+		`go_sql_max_open_connections{db_name="` + cfg.DBName + `",role="b"} 20`,
+	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("B's /metrics lacks %s", want)
 		}
