@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,40 +14,6 @@ import (
 	"github.com/trustchain/trustchain/internal/browsertest"
 	"github.com/trustchain/trustchain/internal/logbuf"
 )
-
-// startDemo runs `trustchain demo` in-process on free ports and waits until
-// it has printed its instructions.
-func startDemo(t *testing.T, edit func(*app.DemoConfig)) (*app.Demo, *logbuf.Buffer) {
-	t.Helper()
-	dc := app.DemoDefaults()
-	dc.Listen, dc.UIListen, dc.LogLevel = "127.0.0.1:0", "127.0.0.1:0", "error"
-	if edit != nil {
-		edit(&dc)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	var out logbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo stopped with %v", err)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not print its instructions:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return demo, &out
-}
 
 // TestBrowserLogsInAndSeesTheChain is the demo as a person meets it, in
 // headless Chromium, against the real chain (A, C and B over mTLS): log in

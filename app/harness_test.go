@@ -2,12 +2,15 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +236,72 @@ func get(t testing.TB, client *http.Client, url, token string, header http.Heade
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(body)
+}
+
+// startDemo runs `trustchain demo` in-process on free ports and waits until
+// it has printed its instructions. It stops when the test ends.
+func startDemo(t *testing.T, edit func(*app.DemoConfig)) (*app.Demo, *logbuf.Buffer) {
+	t.Helper()
+	demo, out, stop := runDemo(t, edit)
+	t.Cleanup(stop)
+	return demo, out
+}
+
+// runDemo is startDemo for a test that stops the demo itself, with stop;
+// stop waits for every role to shut down.
+func runDemo(t *testing.T, edit func(*app.DemoConfig)) (demo *app.Demo, out *logbuf.Buffer, stop func()) {
+	t.Helper()
+	dc := app.DemoDefaults()
+	dc.Listen, dc.UIListen, dc.LogLevel = "127.0.0.1:0", "127.0.0.1:0", "error"
+	if edit != nil {
+		edit(&dc)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out = &logbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- demo.Run(ctx, out) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("demo stopped with %v", err)
+			}
+		})
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "Press Ctrl-C") {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("demo did not print its instructions:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return demo, out, stop
+}
+
+// demoToken gets a machine's token from the demo's issuer, as its
+// instructions show: the client-credentials grant.
+func demoToken(t *testing.T, demo *app.Demo) string {
+	t.Helper()
+	form := strings.NewReader(`{"grant_type":"client_credentials","client_id":"trustchain-demo","client_secret":"` + demo.ClientSecret() + `","audience":"https://trustchain.example/api"}`)
+	resp, err := http.Post(demo.IssuerURL()+"/oauth/token", "application/json", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" {
+		t.Fatalf("token endpoint: %d %+v %v", resp.StatusCode, tok, err)
+	}
+	return tok.AccessToken
 }

@@ -2,9 +2,7 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
-	"github.com/trustchain/trustchain/internal/logbuf"
 )
 
 // mysqlDSN returns a private, empty schema on the embedded engine.
@@ -82,45 +79,9 @@ func TestTraceReachesTheDatabase(t *testing.T) {
 // TestDemoOnMySQL runs `trustchain demo --mysql-dsn` as a person would:
 // a token from the issuer's /oauth/token, then A.
 func TestDemoOnMySQL(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	dc := app.DemoDefaults()
-	dc.Listen, dc.MySQLDSN, dc.LogLevel = "127.0.0.1:0", mysqlDSN(t), "error"
-	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out logbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, &out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("demo stopped with %v", err)
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not print its instructions:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	form := strings.NewReader(`{"grant_type":"client_credentials","client_id":"trustchain-demo","client_secret":"` + demo.ClientSecret() + `","audience":"https://trustchain.example/api"}`)
-	resp, err := http.Post(demo.IssuerURL()+"/oauth/token", "application/json", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" {
-		t.Fatalf("token endpoint: %d %+v %v", resp.StatusCode, tok, err)
-	}
-	status, _, body := get(t, nil, "http://"+demo.APIAddr(roleA)+"/products", tok.AccessToken, nil)
+	dsn := mysqlDSN(t)
+	demo, out := startDemo(t, func(dc *app.DemoConfig) { dc.MySQLDSN = dsn })
+	status, _, body := get(t, nil, "http://"+demo.APIAddr(roleA)+"/products", demoToken(t, demo), nil)
 	if status != 200 || !seedPrefix.MatchString(body) {
 		t.Fatalf("A answered %d: %s", status, body)
 	}
