@@ -267,6 +267,27 @@ func (c Config) roleProblems(deps Deps) []Problem {
 	return problems
 }
 
+// mtlsIdentityProblems: with mtls, the identity comes from the three files
+// or from the Workload API, never both and never neither.
+func (c Config) mtlsIdentityProblems() []Problem {
+	files := c.TLSCert != "" || c.TLSKey != "" || c.TLSBundle != ""
+	switch {
+	case files && c.SPIFFESocket != "":
+		return []Problem{{"spiffe-socket", "use either the Workload API socket or --tls-cert/--tls-key/--tls-bundle, not both"}}
+	case files:
+		var problems []Problem
+		for _, flag := range []string{"tls-cert", "tls-key", "tls-bundle"} {
+			if reflect.ValueOf(c).FieldByIndex(configFlags[flag].Index).String() == "" {
+				problems = append(problems, Problem{flag, "required with --peer-auth=mtls when identity comes from files"})
+			}
+		}
+		return problems
+	case c.SPIFFESocket == "":
+		return []Problem{{"peer-auth", "mtls needs an identity: --tls-cert, --tls-key and --tls-bundle, or --spiffe-socket"}}
+	}
+	return nil
+}
+
 // crossFieldProblems holds the rules that tags cannot say clearly.
 func (c Config) crossFieldProblems(deps Deps) []Problem {
 	var problems []Problem
@@ -274,19 +295,7 @@ func (c Config) crossFieldProblems(deps Deps) []Problem {
 		problems = append(problems, Problem{"admin-listen", "must differ from --listen: the admin endpoints never share the API port"})
 	}
 	if c.PeerAuth == PeerAuthMTLS && deps.Identity == nil {
-		files := c.TLSCert != "" || c.TLSKey != "" || c.TLSBundle != ""
-		switch {
-		case files && c.SPIFFESocket != "":
-			problems = append(problems, Problem{"spiffe-socket", "use either the Workload API socket or --tls-cert/--tls-key/--tls-bundle, not both"})
-		case files:
-			for _, flag := range []string{"tls-cert", "tls-key", "tls-bundle"} {
-				if reflect.ValueOf(c).FieldByIndex(configFlags[flag].Index).String() == "" {
-					problems = append(problems, Problem{flag, "required with --peer-auth=mtls when identity comes from files"})
-				}
-			}
-		case c.SPIFFESocket == "":
-			problems = append(problems, Problem{"peer-auth", "mtls needs an identity: --tls-cert, --tls-key and --tls-bundle, or --spiffe-socket"})
-		}
+		problems = append(problems, c.mtlsIdentityProblems()...)
 	}
 	if c.PeerAuth == PeerAuthMTLS && c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
 		problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
@@ -372,46 +381,58 @@ func describe(fe validator.FieldError) string {
 	if u, err := url.Parse(fmt.Sprint(fe.Value())); err == nil && u.User != nil {
 		value = "the URL"
 	}
-	switch fe.Tag() {
-	case "required":
-		return "is required"
-	case "oneof":
+	if say, ok := tagSentences[fe.Tag()]; ok {
+		return say(value, fe)
+	}
+	return fmt.Sprintf("%s is invalid (%s)", value, fe.Tag())
+}
+
+// tagSentences say what is wrong with a value (quoted, or "the URL") that
+// failed a tag.
+var tagSentences = map[string]func(value string, fe validator.FieldError) string{
+	"required":          fixed("is required"),
+	"no_userinfo":       fixed("must not carry a user name or password: the URL would be logged and sent in clear"),
+	"excludesall":       fixed("must be a single scope"),
+	"listen_addr":       valueIs("%s is not a host:port listen address"),
+	"issuer_url":        valueIs("%s is not an https issuer URL (plain http is allowed only on loopback)"),
+	"http_url":          valueIs("%s is not an http(s) URL"),
+	"spiffe_id":         valueIs("%s is not a SPIFFE ID (spiffe://trust-domain/path)"),
+	"trust_domain":      valueIs("%s is not a trust domain name"),
+	"dns_rfc1035_label": valueIs("%s is not a Kubernetes name (a DNS label)"),
+	"log_level":         valueIs("%s is not one of: debug, info, warn, error"),
+	"oneof": func(value string, fe validator.FieldError) string {
 		return fmt.Sprintf("%s is not one of: %s", value, strings.ReplaceAll(fe.Param(), " ", ", "))
-	case "role":
+	},
+	"role": func(value string, _ validator.FieldError) string {
 		roles := make([]string, 0, 3)
 		for _, h := range domain.Chain() {
 			roles = append(roles, string(h.Role))
 		}
 		slices.Sort(roles)
 		return fmt.Sprintf("%s is not one of: %s", value, strings.Join(roles, ", "))
-	case "listen_addr":
-		return fmt.Sprintf("%s is not a host:port listen address", value)
-	case "issuer_url":
-		return fmt.Sprintf("%s is not an https issuer URL (plain http is allowed only on loopback)", value)
-	case "no_userinfo":
-		return "must not carry a user name or password: the URL would be logged and sent in clear"
-	case "http_url":
-		return fmt.Sprintf("%s is not an http(s) URL", value)
-	case "spiffe_id":
-		return fmt.Sprintf("%s is not a SPIFFE ID (spiffe://trust-domain/path)", value)
-	case "trust_domain":
-		return fmt.Sprintf("%s is not a trust domain name", value)
-	case "dns_rfc1035_label":
-		return fmt.Sprintf("%s is not a Kubernetes name (a DNS label)", value)
-	case "log_level":
-		return fmt.Sprintf("%s is not one of: debug, info, warn, error", value)
-	case "excludesall":
-		return "must be a single scope"
-	case "ltefield":
-		other := "--mysql-max-open-conns"
+	},
+	"ltefield": func(_ string, fe validator.FieldError) string {
 		if fe.Field() == "page-size" {
-			other = "--max-page-size"
+			return "must not exceed --max-page-size"
 		}
-		return "must not exceed " + other
-	case "max_page":
+		return "must not exceed --mysql-max-open-conns"
+	},
+	"max_page": func(_ string, fe validator.FieldError) string {
 		return fmt.Sprintf("%v is more than the most any page may hold (%d)", fe.Value(), domain.MaxPageLimit)
-	case "gt", "gte", "lte":
-		return fmt.Sprintf("%v is out of range (%s %s)", fe.Value(), fe.Tag(), fe.Param())
-	}
-	return fmt.Sprintf("%s is invalid (%s)", value, fe.Tag())
+	},
+	"gt":  outOfRange,
+	"gte": outOfRange,
+	"lte": outOfRange,
+}
+
+func fixed(sentence string) func(string, validator.FieldError) string {
+	return func(string, validator.FieldError) string { return sentence }
+}
+
+func valueIs(format string) func(string, validator.FieldError) string {
+	return func(value string, _ validator.FieldError) string { return fmt.Sprintf(format, value) }
+}
+
+func outOfRange(_ string, fe validator.FieldError) string {
+	return fmt.Sprintf("%v is out of range (%s %s)", fe.Value(), fe.Tag(), fe.Param())
 }

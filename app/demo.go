@@ -70,12 +70,9 @@ type Demo struct {
 // NewDemo starts nothing yet but binds every port, so the printed
 // instructions carry real addresses.
 func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error) {
-	if dc.PeerAuth != PeerAuthMTLS && dc.PeerAuth != PeerAuthOff {
-		return nil, &ConfigError{Problems: []Problem{{Flag: "peer-auth", Message: fmt.Sprintf("%q is not one of: mtls, off", dc.PeerAuth)}}}
-	}
-	level, err := telemetry.ParseLevel(dc.LogLevel)
+	level, err := dc.validate()
 	if err != nil {
-		return nil, &ConfigError{Problems: []Problem{{Flag: "log-level", Message: err.Error()}}}
+		return nil, err
 	}
 	decisions := newHopDecisions()
 	logFor := func(role domain.Role) *slog.Logger {
@@ -94,16 +91,49 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 			d.close(ctx)
 		}
 	}()
+	if err = d.startIssuer(logFor); err != nil {
+		return nil, err
+	}
+	cc, err := d.chainConfig(ctx, deps, logFor)
+	if err != nil {
+		return nil, err
+	}
+	if d.chain, err = NewChain(ctx, cc); err != nil {
+		return nil, err
+	}
+	page, err := d.newPage(cc.CA, decisions)
+	if err != nil {
+		return nil, err
+	}
+	d.uiServer.SetHandler(page)
+	return d, nil
+}
+
+// validate checks what the demo's own flags can get wrong and returns the
+// log level.
+func (dc DemoConfig) validate() (slog.Level, error) {
+	if dc.PeerAuth != PeerAuthMTLS && dc.PeerAuth != PeerAuthOff {
+		return 0, &ConfigError{Problems: []Problem{{Flag: "peer-auth", Message: fmt.Sprintf("%q is not one of: mtls, off", dc.PeerAuth)}}}
+	}
+	level, err := telemetry.ParseLevel(dc.LogLevel)
+	if err != nil {
+		return 0, &ConfigError{Problems: []Problem{{Flag: "log-level", Message: err.Error()}}}
+	}
+	return level, nil
+}
+
+// startIssuer binds the issuer's and the page's ports (each must know the
+// other's URL before it is configured) and builds the local issuer with the
+// demo users and clients.
+func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	if d.users, err = devissuer.DemoUsers(demoScope); err != nil {
-		return nil, err
+		return err
 	}
-	// The issuer's and the page's URLs must be known before either is
-	// configured, so bind both first.
 	if d.issuerServer, err = httpapi.NewServer("issuer", "127.0.0.1:0", nil, httpapi.DefaultLimits(0), nil, logFor("issuer")); err != nil {
-		return nil, err
+		return err
 	}
-	if d.uiServer, err = httpapi.NewServer("ui", dc.UIListen, nil, httpapi.DefaultLimits(0), nil, logFor("ui")); err != nil {
-		return nil, err
+	if d.uiServer, err = httpapi.NewServer("ui", d.dc.UIListen, nil, httpapi.DefaultLimits(0), nil, logFor("ui")); err != nil {
+		return err
 	}
 	d.issuer, err = devissuer.New(devissuer.Config{
 		URL:          "http://" + d.issuerServer.Addr(),
@@ -118,10 +148,16 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 		},
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.issuerServer.SetHandler(d.issuer)
+	return nil
+}
 
+// chainConfig is the chain the demo runs: its issuer, a development CA for
+// mtls, and B's store (memory, or the given MySQL, migrated and seeded).
+func (d *Demo) chainConfig(ctx context.Context, deps Deps, logFor func(domain.Role) *slog.Logger) (ChainConfig, error) {
+	dc := d.dc
 	cc := ChainConfig{
 		Issuer: d.issuer.Issuer(), Audience: demoAudience, Scope: demoScope,
 		PeerAuth: dc.PeerAuth, EdgeListen: dc.Listen, MySQLDSN: dc.MySQLDSN,
@@ -137,30 +173,21 @@ func NewDemo(ctx context.Context, dc DemoConfig, deps Deps) (_ *Demo, err error)
 			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
 		},
 	}
+	var err error
 	if dc.PeerAuth == PeerAuthMTLS {
 		if cc.CA, err = devca.NewDevCA(spiffeid.RequireTrustDomainFromString(Defaults().TrustDomain), 24*time.Hour); err != nil {
-			return nil, err
+			return cc, err
 		}
 	}
 	if dc.MySQLDSN == "" {
 		cc.Store = memory.New(domain.SampleCatalogue()...)
-	} else {
-		if err := Migrate(ctx, MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: DefaultOpsTimeout}, MigrateUp, io.Discard); err != nil {
-			return nil, err
-		}
-		if err := Seed(ctx, MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: DefaultOpsTimeout}, io.Discard); err != nil {
-			return nil, err
-		}
+		return cc, nil
 	}
-	if d.chain, err = NewChain(ctx, cc); err != nil {
-		return nil, err
+	ops := MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: DefaultOpsTimeout}
+	if err := Migrate(ctx, ops, MigrateUp, io.Discard); err != nil {
+		return cc, err
 	}
-	page, err := d.newPage(cc.CA, decisions)
-	if err != nil {
-		return nil, err
-	}
-	d.uiServer.SetHandler(page)
-	return d, nil
+	return cc, Seed(ctx, ops, io.Discard)
 }
 
 // newPage is the demo's web page: log in as a demo user, call A, see what

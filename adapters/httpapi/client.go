@@ -332,20 +332,28 @@ func validChallenge(c string) bool {
 		return false
 	}
 	for _, param := range strings.Split(params, ", ") {
-		name, value, ok := strings.Cut(param, "=")
-		if !ok || name == "" || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
+		if !validAuthParam(param) {
 			return false
 		}
-		for i := 0; i < len(name); i++ {
-			if !('a' <= name[i] && name[i] <= 'z' || name[i] == '_') {
-				return false
-			}
+	}
+	return true
+}
+
+// validAuthParam accepts name="value": a lower-case name and a quoted value
+// of printable ASCII without " or \ (RFC 6750 §3).
+func validAuthParam(param string) bool {
+	name, value, ok := strings.Cut(param, "=")
+	if !ok || name == "" || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if !('a' <= name[i] && name[i] <= 'z' || name[i] == '_') {
+			return false
 		}
-		for i := 1; i < len(value)-1; i++ {
-			// RFC 6750 §3: printable ASCII except " and \.
-			if value[i] < 0x20 || value[i] > 0x7e || value[i] == '"' || value[i] == '\\' {
-				return false
-			}
+	}
+	for i := 1; i < len(value)-1; i++ {
+		if value[i] < 0x20 || value[i] > 0x7e || value[i] == '"' || value[i] == '\\' {
+			return false
 		}
 	}
 	return true

@@ -182,11 +182,11 @@ func decodeProduct(dec *jsontext.Decoder) (domain.Product, error) {
 		return domain.Product{}, err
 	}
 	var (
-		id                   int64
-		name                 string
-		price                domain.Money
-		haveID, haveName, ok bool
-		havePrice            bool
+		id               int64
+		name             string
+		price            domain.Money
+		haveID, haveName bool
+		havePrice        bool
 	)
 	for dec.PeekKind() != '}' {
 		// Duplicate names are a syntax error for the decoder, so each
@@ -198,37 +198,19 @@ func decodeProduct(dec *jsontext.Decoder) (domain.Product, error) {
 		}
 		switch string(field) {
 		case `"id"`:
-			v, err := dec.ReadValue()
-			if err != nil {
-				return domain.Product{}, err
-			}
-			if id, ok = parseID(v); !ok {
-				return domain.Product{}, fmt.Errorf("id %s is not a positive integer", truncate(string(v), 32))
-			}
+			id, err = readID(dec)
 			haveID = true
 		case `"name"`:
-			tok, err := dec.ReadToken()
-			if err != nil {
-				return domain.Product{}, err
-			}
-			if tok.Kind() != '"' {
-				return domain.Product{}, fmt.Errorf("name is a %v, not a string", tok.Kind())
-			}
-			name, haveName = tok.String(), true
+			name, err = readName(dec)
+			haveName = true
 		case `"price"`:
-			v, err := dec.ReadValue()
-			if err != nil {
-				return domain.Product{}, err
-			}
-			if v.Kind() != '0' {
-				return domain.Product{}, fmt.Errorf("price is a %v, not a number", v.Kind())
-			}
-			if price, err = domain.ParseMoney(string(v)); err != nil {
-				return domain.Product{}, err
-			}
+			price, err = readPrice(dec)
 			havePrice = true
 		default:
-			return domain.Product{}, fmt.Errorf("unknown field %s", truncate(string(field), 32))
+			err = fmt.Errorf("unknown field %s", truncate(string(field), 32))
+		}
+		if err != nil {
+			return domain.Product{}, err
 		}
 	}
 	if err := expectDelim(dec, '}'); err != nil {
@@ -238,6 +220,40 @@ func decodeProduct(dec *jsontext.Decoder) (domain.Product, error) {
 		return domain.Product{}, errors.New("a product needs id, name and price")
 	}
 	return domain.NewProduct(id, name, price)
+}
+
+func readID(dec *jsontext.Decoder) (int64, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return 0, err
+	}
+	id, ok := parseID(v)
+	if !ok {
+		return 0, fmt.Errorf("id %s is not a positive integer", truncate(string(v), 32))
+	}
+	return id, nil
+}
+
+func readName(dec *jsontext.Decoder) (string, error) {
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", err
+	}
+	if tok.Kind() != '"' {
+		return "", fmt.Errorf("name is a %v, not a string", tok.Kind())
+	}
+	return tok.String(), nil
+}
+
+func readPrice(dec *jsontext.Decoder) (domain.Money, error) {
+	v, err := dec.ReadValue()
+	if err != nil {
+		return domain.Money{}, err
+	}
+	if v.Kind() != '0' {
+		return domain.Money{}, fmt.Errorf("price is a %v, not a number", v.Kind())
+	}
+	return domain.ParseMoney(string(v))
 }
 
 // parseID reads a JSON number that is a positive decimal integer: no sign,

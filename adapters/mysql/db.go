@@ -199,6 +199,3 @@ func (db *DB) Ping(ctx context.Context) error {
 // Bun exposes the bun handle so the composition root can add query hooks
 // such as OpenTelemetry tracing without this package knowing about them.
 func (db *DB) Bun() *bun.DB { return db.bun }
-
-// Stats reports the pool's state, for metrics.
-func (db *DB) Stats() sql.DBStats { return db.bun.Stats() }

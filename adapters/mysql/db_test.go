@@ -142,7 +142,7 @@ func TestOpen(t *testing.T) {
 						t.Fatalf("Open: %v", err)
 					}
 					defer db.Close()
-					if got := db.Stats().MaxOpenConnections; got != tt.wantOpen {
+					if got := db.Bun().Stats().MaxOpenConnections; got != tt.wantOpen {
 						t.Errorf("MaxOpenConnections = %d, want %d", got, tt.wantOpen)
 					}
 				})
