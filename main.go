@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	serve := flagsOf(&cfg, app.DefaultText)
 	demoFlags, certsFlags, dbFlags, loginFlags := flagsOf(&demo, nil), flagsOf(&certs, nil), flagsOf(&migrate, nil), flagsOf(&login, nil)
 	migrateCmd := func(name, usage string, dir app.MigrateDirection) *cli.Command {
-		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, Action: func(c *cli.Context) error {
+		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, OnUsageError: usageError, Action: func(c *cli.Context) error {
 			return app.Migrate(c.Context, migrate, dir, stdout)
 		}}
 	}
@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrWriter:       stderr,
 		HideVersion:     true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // run returns; main exits once
+		OnUsageError:    usageError,
 		Flags:           append(serve.flags, &cli.BoolFlag{Name: "version", Destination: &showVersion, Usage: "print version, commit and Go version"}),
 		CommandNotFound: func(c *cli.Context, name string) { fmt.Fprintf(stderr, "unknown command %q\n", name) },
 		Action: func(c *cli.Context) error {
@@ -81,9 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 		Commands: []*cli.Command{
 			{
-				Name:  "migrate",
-				Usage: "apply (up), roll back (down) or list (status) the embedded MySQL migrations",
-				Flags: dbFlags.flags,
+				Name:         "migrate",
+				OnUsageError: usageError,
+				Usage:        "apply (up), roll back (down) or list (status) the embedded MySQL migrations",
+				Flags:        dbFlags.flags,
 				Subcommands: []*cli.Command{
 					migrateCmd("up", "apply pending migrations", app.MigrateUp),
 					migrateCmd("down", "roll back the last migration group", app.MigrateDown),
@@ -91,33 +93,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				},
 			},
 			{
-				Name:  "seed",
-				Usage: "load the sample catalogue into MySQL (safe to run twice)",
-				Flags: dbFlags.flags,
+				Name:         "seed",
+				OnUsageError: usageError,
+				Usage:        "load the sample catalogue into MySQL (safe to run twice)",
+				Flags:        dbFlags.flags,
 				Action: func(c *cli.Context) error {
 					return app.Seed(c.Context, migrate, stdout)
 				},
 			},
 			{
-				Name:  "demo",
-				Usage: "run the whole chain locally: a local Auth0-like issuer, A, C and B",
-				Flags: demoFlags.flags,
+				Name:         "demo",
+				OnUsageError: usageError,
+				Usage:        "run the whole chain locally: a local Auth0-like issuer, A, C and B",
+				Flags:        demoFlags.flags,
 				Action: func(c *cli.Context) error {
 					return app.RunDemo(c.Context, demo, deps)
 				},
 			},
 			{
-				Name:  "login",
-				Usage: "log in as a user with the device code grant (Auth0 or the demo's issuer) and print the access token",
-				Flags: loginFlags.flags,
+				Name:         "login",
+				OnUsageError: usageError,
+				Usage:        "log in as a user with the device code grant (Auth0 or the demo's issuer) and print the access token",
+				Flags:        loginFlags.flags,
 				Action: func(c *cli.Context) error {
 					return app.Login(c.Context, login, stdout, stderr)
 				},
 			},
 			{
-				Name:  "certs",
-				Usage: "write a development trust bundle and one SPIFFE SVID per role",
-				Flags: certsFlags.flags,
+				Name:         "certs",
+				OnUsageError: usageError,
+				Usage:        "write a development trust bundle and one SPIFFE SVID per role",
+				Flags:        certsFlags.flags,
 				Action: func(c *cli.Context) error {
 					return app.WriteCerts(certs, stdout)
 				},
@@ -125,6 +131,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		},
 	}
 	return explain(cliApp.RunContext(ctx, args), serve, demoFlags, certsFlags, dbFlags, loginFlags)
+}
+
+// usageError reports a command line that does not parse (an unknown flag, a
+// value of the wrong type) as one line, instead of the whole help.
+func usageError(_ *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (see --help)", err)
 }
 
 // flagSet is the command-line flags of one config struct.

@@ -167,3 +167,29 @@ func TestHelpShowsOneDefaultPerFlag(t *testing.T) {
 		})
 	}
 }
+
+// TestBadCommandLineIsOneLine: a flag that does not exist, or a value that
+// does not parse, is one line naming it, not the whole help.
+func TestBadCommandLineIsOneLine(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"--bogus"}, "bogus"},
+		{[]string{"demo", "--bogus"}, "bogus"},
+		{[]string{"migrate", "up", "--timeout", "soon"}, "timeout"},
+		{[]string{"--role", "a", "--upstream-timeout", "abc"}, "upstream-timeout"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"trustchain"}, tt.args...), &stdout, &stderr)
+		if err == nil {
+			t.Fatalf("%v was accepted", tt.args)
+		}
+		if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, tt.flag) {
+			t.Errorf("%v: %q is not one line naming %s", tt.args, msg, tt.flag)
+		}
+		if out := stdout.String() + stderr.String(); strings.Contains(out, "USAGE") || strings.Contains(out, "OPTIONS") {
+			t.Errorf("%v printed the help:\n%s", tt.args, out)
+		}
+	}
+}
