@@ -143,7 +143,7 @@ func TestMySQLLateIsWaitedFor(t *testing.T) {
 // B still serves its admin port, reports MySQL not ready, and stops at
 // once on SIGTERM.
 func TestSilentMySQLCannotHangB(t *testing.T) {
-	silent := silentServer(t)
+	silent := mysqltest.SilentServer(t)
 	svc, logs, cancel, done := startRoleB(t, issuerURL(t), "app:pw@tcp("+silent+")/shop")
 	r := eventuallyReady(t, svc, func(r readiness) bool { return r.Failed["mysql"] != "" && r.Failed["mysql"] != "not connected yet" })
 	if r.status != 503 {
@@ -241,35 +241,4 @@ func forward(t *testing.T, addr, target string) {
 			wg.Go(func() { _, _ = io.Copy(c, up); c.Close() })
 		}
 	}()
-}
-
-// silentServer accepts TCP connections and never answers.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }

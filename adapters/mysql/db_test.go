@@ -2,9 +2,7 @@ package mysql_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -170,40 +168,8 @@ func TestOpen(t *testing.T) {
 	})
 }
 
-// silentServer accepts TCP connections and never says a word, as a MySQL
-// stuck behind a broken proxy would. It returns its address.
-func silentServer(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestSilentServerCannotHang(t *testing.T) {
-	addr := silentServer(t)
+	addr := mysqltest.SilentServer(t)
 	t.Run("Open does no I/O", func(t *testing.T) {
 		start := time.Now()
 		db, err := mysql.Open("app:pw@tcp("+addr+")/shop", mysql.PoolConfig{})

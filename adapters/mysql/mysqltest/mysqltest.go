@@ -96,3 +96,36 @@ func OpenRaw(tb testing.TB, cfg *gomysql.Config) *sql.DB {
 	tb.Cleanup(func() { _ = db.Close() })
 	return db
 }
+
+// SilentServer accepts TCP connections and never says a word, as a MySQL
+// stuck behind a broken proxy would, for the life of the test. It returns
+// its address.
+func SilentServer(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
