@@ -34,9 +34,9 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	ctx := browsertest.New(t)
 
 	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(demo.UIURL()))
-	see(ctx, t, "before login", "Not logged in")
-	logIn(ctx, t, "alice", passwords["alice"])
-	see(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products")
+	browsertest.SeeText(ctx, t, "before login", "Not logged in")
+	browsertest.LogIn(ctx, t, "alice", passwords["alice"])
+	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products")
 
 	for _, s := range []struct {
 		button string
@@ -51,38 +51,14 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 		if status := browsertest.Submit(ctx, t, s.button); status != http.StatusOK {
 			t.Fatalf("%s: page status %d", s.button, status)
 		}
-		see(ctx, t, s.button, s.want...)
+		browsertest.SeeText(ctx, t, s.button, s.want...)
 	}
 
 	browsertest.Submit(ctx, t, "logout")
-	see(ctx, t, "after logout", "Not logged in")
-	logIn(ctx, t, "bob", passwords["bob"])
+	browsertest.SeeText(ctx, t, "after logout", "Not logged in")
+	browsertest.LogIn(ctx, t, "bob", passwords["bob"])
 	browsertest.Submit(ctx, t, "call-token")
-	see(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
-}
-
-func logIn(ctx context.Context, t *testing.T, name, password string) {
-	t.Helper()
-	if status := browsertest.Submit(ctx, t, "login-button"); status != http.StatusOK {
-		t.Fatalf("the issuer's login form answered %d", status)
-	}
-	browsertest.Do(ctx, t, "fill the login form",
-		chromedp.SendKeys(chromedp.ID("name"), name),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-	)
-	if status := browsertest.Submit(ctx, t, "login"); status != http.StatusOK {
-		t.Fatalf("back from the login, the page answered %d", status)
-	}
-}
-
-func see(ctx context.Context, t *testing.T, step string, wants ...string) {
-	t.Helper()
-	text := browsertest.Text(ctx, t)
-	for _, want := range wants {
-		if !strings.Contains(text, want) {
-			t.Fatalf("%s: the page does not show %q; it shows:\n%s", step, want, text)
-		}
-	}
+	browsertest.SeeText(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
 }
 
 // promptWriter catches the address `trustchain login` asks the user to open.

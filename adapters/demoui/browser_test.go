@@ -3,7 +3,6 @@ package demoui_test
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -20,10 +19,10 @@ func TestBrowserShowsTheChain(t *testing.T) {
 	ctx := browsertest.New(t)
 
 	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(ch.pageURL))
-	seeText(ctx, t, "before login", "Not logged in")
+	browsertest.SeeText(ctx, t, "before login", "Not logged in")
 
-	logInInBrowser(ctx, t, "alice", alicePassword)
-	seeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "sub\nauth0|alice", "read:products")
+	browsertest.LogIn(ctx, t, "alice", alicePassword, "Log in", "to continue to "+uiClient)
+	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "sub\nauth0|alice", "read:products")
 
 	steps := []struct {
 		button string
@@ -38,7 +37,7 @@ func TestBrowserShowsTheChain(t *testing.T) {
 		if status := browsertest.Submit(ctx, t, s.button); status != http.StatusOK {
 			t.Fatalf("%s: page status %d", s.button, status)
 		}
-		seeText(ctx, t, s.button, s.want...)
+		browsertest.SeeText(ctx, t, s.button, s.want...)
 	}
 
 	// The session lives in an HttpOnly cookie: no script can read it, and
@@ -50,39 +49,12 @@ func TestBrowserShowsTheChain(t *testing.T) {
 	ch.a.assertNoToken(t, pageHTML(ctx, t))
 
 	browsertest.Submit(ctx, t, "logout")
-	seeText(ctx, t, "after logout", "Not logged in")
-	logInInBrowser(ctx, t, "bob", bobPassword)
-	seeText(ctx, t, "after bob's login", "Logged in as auth0|bob")
+	browsertest.SeeText(ctx, t, "after logout", "Not logged in")
+	browsertest.LogIn(ctx, t, "bob", bobPassword, "Log in", "to continue to "+uiClient)
+	browsertest.SeeText(ctx, t, "after bob's login", "Logged in as auth0|bob")
 	browsertest.Submit(ctx, t, "call-token")
-	seeText(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
+	browsertest.SeeText(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
 	ch.a.assertNoToken(t, pageHTML(ctx, t))
-}
-
-// logInInBrowser presses Log in, fills the issuer's form and lands back on
-// the page.
-func logInInBrowser(ctx context.Context, t *testing.T, name, password string) {
-	t.Helper()
-	if status := browsertest.Submit(ctx, t, "login-button"); status != http.StatusOK {
-		t.Fatalf("the issuer's login form answered %d", status)
-	}
-	seeText(ctx, t, "the issuer's form", "Log in", "to continue to "+uiClient)
-	browsertest.Do(ctx, t, "fill the login form",
-		chromedp.SendKeys(chromedp.ID("name"), name),
-		chromedp.SendKeys(chromedp.ID("password"), password),
-	)
-	if status := browsertest.Submit(ctx, t, "login"); status != http.StatusOK {
-		t.Fatalf("back from the login, the page answered %d", status)
-	}
-}
-
-func seeText(ctx context.Context, t *testing.T, step string, wants ...string) {
-	t.Helper()
-	text := browsertest.Text(ctx, t)
-	for _, want := range wants {
-		if !strings.Contains(text, want) {
-			t.Fatalf("%s: the page does not show %q; it shows:\n%s", step, want, text)
-		}
-	}
 }
 
 func pageHTML(ctx context.Context, t *testing.T) string {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/demoui"
 	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/internal/testclock"
 )
 
 const (
@@ -32,25 +33,6 @@ const (
 	bobPassword   = "bob-password"
 )
 
-// jumpClock runs with the real clock (go-oidc checks exp against it) and
-// lets a test jump ahead to age sessions and logins.
-type jumpClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *jumpClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *jumpClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 // chain is the page wired to real parts on loopback: the demo issuer, a
 // stand-in A that verifies tokens with go-oidc, and a stand-in B that
 // demands a client certificate.
@@ -59,12 +41,12 @@ type chain struct {
 	pageURL string
 	page    *demoui.Page
 	a       *standInA
-	clock   *jumpClock
+	clock   *testclock.Offset
 }
 
 func newChain(tb testing.TB) *chain {
 	tb.Helper()
-	ch := &chain{clock: &jumpClock{}}
+	ch := &chain{clock: &testclock.Offset{}}
 
 	pageSrv := httptest.NewUnstartedServer(nil)
 	ch.pageURL = "http://" + pageSrv.Listener.Addr().String()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/devissuer"
 	"github.com/trustchain/trustchain/adapters/oauthlogin"
+	"github.com/trustchain/trustchain/internal/testclock"
 )
 
 const (
@@ -28,30 +29,11 @@ const (
 	alicePassword = "alice-password"
 )
 
-// jumpClock runs with the real clock, which the polling client follows,
-// and lets a test jump ahead to age the issuer's device codes.
-type jumpClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *jumpClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *jumpClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 // newIssuer runs the demo issuer on loopback with alice, who may read
 // products, and the CLI's public client, polled every second.
-func newIssuer(tb testing.TB) (*devissuer.Issuer, *jumpClock) {
+func newIssuer(tb testing.TB) (*devissuer.Issuer, *testclock.Offset) {
 	tb.Helper()
-	clock := &jumpClock{}
+	clock := &testclock.Offset{}
 	srv := httptest.NewUnstartedServer(nil)
 	iss, err := devissuer.New(devissuer.Config{
 		URL:          "http://" + srv.Listener.Addr().String(),
@@ -205,16 +187,16 @@ func TestLoginEnds(t *testing.T) {
 	tests := []struct {
 		name string
 		// act plays the user (or the world) once the prompt is shown.
-		act     func(ctx context.Context, prompt *promptReader, clock *jumpClock, cancel context.CancelFunc) <-chan error
+		act     func(ctx context.Context, prompt *promptReader, clock *testclock.Offset, cancel context.CancelFunc) <-chan error
 		wantErr error
 	}{
-		{"user denies", func(ctx context.Context, p *promptReader, _ *jumpClock, _ context.CancelFunc) <-chan error {
+		{"user denies", func(ctx context.Context, p *promptReader, _ *testclock.Offset, _ context.CancelFunc) <-chan error {
 			return playUser(ctx, p, "deny", "", "")
 		}, oauthlogin.ErrAccessDenied},
-		{"code expires", func(ctx context.Context, p *promptReader, clock *jumpClock, _ context.CancelFunc) <-chan error {
+		{"code expires", func(ctx context.Context, p *promptReader, clock *testclock.Offset, _ context.CancelFunc) <-chan error {
 			return afterPrompt(ctx, p, func() { clock.Advance(16 * time.Minute) })
 		}, oauthlogin.ErrExpired},
-		{"caller gives up", func(ctx context.Context, p *promptReader, _ *jumpClock, cancel context.CancelFunc) <-chan error {
+		{"caller gives up", func(ctx context.Context, p *promptReader, _ *testclock.Offset, cancel context.CancelFunc) <-chan error {
 			return afterPrompt(ctx, p, cancel)
 		}, context.Canceled},
 	}

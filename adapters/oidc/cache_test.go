@@ -10,6 +10,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testclock"
 )
 
 // counters records the cache hooks.
@@ -58,7 +59,7 @@ func TestCacheAnswersARepeatedToken(t *testing.T) {
 
 func TestCachedTokenIsRefusedTheSecondItExpires(t *testing.T) {
 	ti := newTestIssuer(t, false)
-	clk := &clock{}
+	clk := &testclock.Offset{}
 	v, c := cachedVerifier(t, ti, func(cfg *oidc.Config) { cfg.Now = clk.Now })
 	exp := clk.Now().Add(time.Minute).Truncate(time.Second)
 	token := ti.mint(t, func(m map[string]any) { m["exp"] = exp.Unix() })

@@ -190,13 +190,6 @@ func newRSAKey(tb testing.TB, bits int) *rsa.PrivateKey {
 	return k
 }
 
-// clock is real time plus an offset a test can move forward, to step past
-// MinRefreshInterval without sleeping.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
 // refreshes records OnRefresh results on a channel a test can wait on.
 type refreshes chan string
 

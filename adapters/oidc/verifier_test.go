@@ -21,6 +21,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testclock"
 )
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -295,7 +296,7 @@ func TestUntrustedJWKSKeysAreIgnored(t *testing.T) {
 func TestFloodsCauseBoundedJWKSFetches(t *testing.T) {
 	const callers = 500
 	ti := newTestIssuer(t, false)
-	clk := &clock{}
+	clk := &testclock.Offset{}
 	results := newRefreshes()
 	cfg := testConfig(ti)
 	cfg.MinRefreshInterval = time.Minute
@@ -364,7 +365,7 @@ func TestFloodsCauseBoundedJWKSFetches(t *testing.T) {
 
 func TestHangingJWKSCannotHangVerify(t *testing.T) {
 	ti := newTestIssuer(t, false)
-	clk := &clock{}
+	clk := &testclock.Offset{}
 	cfg := testConfig(ti)
 	cfg.HTTPTimeout = 300 * time.Millisecond
 	cfg.MinRefreshInterval = time.Minute
@@ -396,7 +397,7 @@ func TestHangingJWKSCannotHangVerify(t *testing.T) {
 
 func TestCallerDeadlineBoundsVerify(t *testing.T) {
 	ti := newTestIssuer(t, false)
-	clk := &clock{}
+	clk := &testclock.Offset{}
 	cfg := testConfig(ti)
 	cfg.HTTPTimeout = time.Minute // the caller's deadline is the tighter bound here
 	cfg.MinRefreshInterval = time.Minute
@@ -473,7 +474,7 @@ func TestStartReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
 
 func TestRotatedKeyIsPickedUpOnDemand(t *testing.T) {
 	ti := newTestIssuer(t, false)
-	clk := &clock{}
+	clk := &testclock.Offset{}
 	cfg := testConfig(ti)
 	cfg.MinRefreshInterval = time.Minute
 	cfg.Now = clk.Now

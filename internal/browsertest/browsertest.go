@@ -6,10 +6,12 @@ package browsertest
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +123,36 @@ func Text(ctx context.Context, tb testing.TB) string {
 		tb.Fatalf("read the page's text: %v", err)
 	}
 	return text
+}
+
+// SeeText fails the test unless the page shows every one of wants; step
+// names the moment in the failure.
+func SeeText(ctx context.Context, tb testing.TB, step string, wants ...string) {
+	tb.Helper()
+	text := Text(ctx, tb)
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			tb.Fatalf("%s: the page does not show %q; it shows:\n%s", step, want, text)
+		}
+	}
+}
+
+// LogIn is a person logging in on the demo's page: press Log in (id
+// login-button), see wantOnForm on the issuer's form, fill in name and
+// password, submit (id login), and land back on the page.
+func LogIn(ctx context.Context, tb testing.TB, name, password string, wantOnForm ...string) {
+	tb.Helper()
+	if status := Submit(ctx, tb, "login-button"); status != http.StatusOK {
+		tb.Fatalf("the issuer's login form answered %d", status)
+	}
+	SeeText(ctx, tb, "the issuer's form", wantOnForm...)
+	Do(ctx, tb, "fill the login form",
+		chromedp.SendKeys(chromedp.ID("name"), name),
+		chromedp.SendKeys(chromedp.ID("password"), password),
+	)
+	if status := Submit(ctx, tb, "login"); status != http.StatusOK {
+		tb.Fatalf("back from the login, the page answered %d", status)
+	}
 }
 
 // Location returns the address of the page the tab is on.
