@@ -160,12 +160,17 @@ func TestB3AndRequestIDPassThroughWithTracingOff(t *testing.T) {
 
 // TestKeepAlivePoolsHoldUnderLoad: 32 clients keep calling A, and no hop
 // dials the next one per request: the connections each API port accepted
-// stay at the clients' count while the requests run into the hundreds.
+// stay near the clients' count while the requests run into the thousands.
+// Near, not at: a connection whose answer was just read may still be on its
+// way back to the pool when the next request leaves, and Go's transport then
+// dials one more. Dialling per request would mean hundreds (320 for 640
+// requests with a pool of 2).
 func TestKeepAlivePoolsHoldUnderLoad(t *testing.T) {
-	const clients, perClient = 32, 20
+	const clients, perClient = 32, 50
+	const most = 2 * clients
 	c := startChain(t, chainOptions{peerAuth: app.PeerAuthOff, quiet: true})
 	token := c.token(nil)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Add(1)
@@ -182,8 +187,8 @@ func TestKeepAlivePoolsHoldUnderLoad(t *testing.T) {
 	wg.Wait()
 	for _, role := range []domain.Role{roleA, roleC, roleB} {
 		accepted := metricValue(t, scrape(t, c, role), `trustchain_http_connections_accepted_total{role="`+string(role)+`"}`)
-		if accepted < 1 || accepted > clients {
-			t.Errorf("%s accepted %v connections for %d requests from %d clients; want at most %d", role, accepted, clients*perClient, clients, clients)
+		if accepted < 1 || accepted > most {
+			t.Errorf("%s accepted %v connections for %d requests from %d clients; want at most %d", role, accepted, clients*perClient, clients, most)
 		}
 	}
 }
