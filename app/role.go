@@ -213,7 +213,6 @@ func (s *Service) newVerifier(cfg Config, tel telemetryParts) (*oidc.Verifier, e
 		return nil, fmt.Errorf("set up token verifier: %w", err)
 	}
 	tel.metrics.TokenCacheSize(verifier.CacheLen)
-	s.closers = append(s.closers, func(context.Context) error { verifier.Close(); return nil })
 	s.deps = append(s.deps, &dependency{
 		name:    "oidc",
 		connect: verifier.Start,

@@ -3,10 +3,13 @@ package oidc
 import (
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
+	"runtime"
+	"sync"
 	"time"
 	"unsafe"
 
-	"github.com/maypok86/otter/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/trustchain/trustchain/domain"
 )
@@ -30,14 +33,24 @@ type CacheHooks struct {
 //   - the caller applies the scope requirement after the lookup, as on a
 //     miss, and only successful checks are ever stored.
 //
-// Memory: at most size entries (otter's S3-FIFO evicts in O(1) and reads
-// take no lock). An entry is about 250 bytes plus the token's sub and
+// Memory: at most size entries, split evenly over shards picked by the key
+// (a SHA-256, so uniformly): each shard is a hashicorp/golang-lru LRU behind
+// its own mutex, so concurrent requests rarely wait on one another, and
+// eviction is O(1). An entry is about 250 bytes plus the token's sub and
 // scopes; an Auth0 access token's are a few hundred bytes, so the default
 // 10,000 entries stay under about 6 MiB. Tokens are capped at 16 KiB, which
 // bounds an entry at about 17 KiB whatever the issuer puts in a token.
+// Expired verdicts are dropped when next looked up, or age out.
 type tokenCache struct {
-	c     *otter.Cache[[sha256.Size]byte, verdict]
-	hooks CacheHooks
+	shards []cacheShard
+	mask   uint64 // len(shards)-1; the count is a power of two
+	hooks  CacheHooks
+}
+
+type cacheShard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[[sha256.Size]byte, verdict]
+	_   [48]byte // one shard per cache line: neighbours' locks do not share one
 }
 
 // verdict is what a successful full check established about one token.
@@ -48,26 +61,33 @@ type verdict struct {
 	key       *rsa.PublicKey
 }
 
+// maxShards bounds the lock striping: enough that a busy many-core node's
+// requests spread out, few enough that each shard's LRU order still means
+// something.
+const maxShards = 64
+
 func newTokenCache(size int, hooks CacheHooks) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	return &tokenCache{
-		hooks: hooks,
-		c: otter.Must(&otter.Options[[sha256.Size]byte, verdict]{
-			MaximumSize: size,
-			// Expired verdicts would never be used again: let them go when
-			// their token does, rather than wait for eviction.
-			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[[sha256.Size]byte, verdict]) time.Duration {
-				return time.Until(e.Value.exp)
-			}),
-			OnDeletion: func(e otter.DeletionEvent[[sha256.Size]byte, verdict]) {
-				if e.Cause == otter.CauseOverflow && hooks.Evict != nil {
-					hooks.Evict()
-				}
-			},
-		}),
+	n := 1
+	for n < 4*runtime.GOMAXPROCS(0) && n < maxShards && 2*n <= size {
+		n *= 2
 	}
+	tc := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), hooks: hooks}
+	for i := range tc.shards {
+		// Exactly size in all: the first size%n shards take one more.
+		capacity := size / n
+		if i < size%n {
+			capacity++
+		}
+		tc.shards[i].lru, _ = simplelru.NewLRU[[sha256.Size]byte, verdict](capacity, nil) // capacity >= 1: n <= size
+	}
+	return tc
+}
+
+func (tc *tokenCache) shard(key [sha256.Size]byte) *cacheShard {
+	return &tc.shards[binary.LittleEndian.Uint64(key[:8])&tc.mask]
 }
 
 // tokenKey hashes raw without copying it: Sum256 neither keeps nor changes
@@ -80,12 +100,15 @@ func tokenKey(raw string) [sha256.Size]byte {
 // get returns the principal of a token verified before, if its verdict
 // still holds at now under the keys currently published.
 func (tc *tokenCache) get(key [sha256.Size]byte, now time.Time, keys *keySet) (domain.Principal, bool) {
-	v, ok := tc.c.GetIfPresent(key)
+	sh := tc.shard(key)
+	sh.mu.Lock()
+	v, ok := sh.lru.Get(key)
 	if ok && (!now.Before(v.exp) || now.Add(nbfLeeway).Before(v.nbf) || keys.current(v.kid) != v.key) {
 		// Stale: the full check decides, and names the reason.
-		tc.c.Invalidate(key)
+		sh.lru.Remove(key)
 		ok = false
 	}
+	sh.mu.Unlock()
 	if ok {
 		call(tc.hooks.Hit)
 		return v.principal, true
@@ -94,11 +117,26 @@ func (tc *tokenCache) get(key [sha256.Size]byte, now time.Time, keys *keySet) (d
 	return domain.Principal{}, false
 }
 
-func (tc *tokenCache) put(key [sha256.Size]byte, v verdict) { tc.c.Set(key, v) }
+func (tc *tokenCache) put(key [sha256.Size]byte, v verdict) {
+	sh := tc.shard(key)
+	sh.mu.Lock()
+	evicted := sh.lru.Add(key, v)
+	sh.mu.Unlock()
+	if evicted {
+		call(tc.hooks.Evict)
+	}
+}
 
-func (tc *tokenCache) len() int { return tc.c.EstimatedSize() }
-
-func (tc *tokenCache) close() { tc.c.StopAllGoroutines() }
+func (tc *tokenCache) len() int {
+	n := 0
+	for i := range tc.shards {
+		sh := &tc.shards[i]
+		sh.mu.Lock()
+		n += sh.lru.Len()
+		sh.mu.Unlock()
+	}
+	return n
+}
 
 func call(f func()) {
 	if f != nil {

@@ -269,7 +269,6 @@ func runVerifier(tb testing.TB, cfg oidc.Config) *oidc.Verifier {
 		case <-time.After(10 * time.Second):
 			tb.Error("Start or Refresh did not return within 10s of cancel")
 		}
-		v.Close()
 	})
 	return v
 }

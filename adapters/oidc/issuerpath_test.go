@@ -59,7 +59,6 @@ func TestKeysOnlyOverASafePath(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(v.Close)
 			err = v.Start(context.Background())
 			if tt.wantErr == "" {
 				if err != nil {

@@ -207,13 +207,6 @@ func (v *Verifier) Refresh(ctx context.Context) {
 	}
 }
 
-// Close stops the cache's maintenance.
-func (v *Verifier) Close() {
-	if v.cache != nil {
-		v.cache.close()
-	}
-}
-
 // CacheLen is how many verified tokens the cache holds.
 func (v *Verifier) CacheLen() int {
 	if v.cache == nil {

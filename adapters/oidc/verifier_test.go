@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +57,6 @@ func TestNotReadyUntilStartLoadsKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
 	ctx := context.Background()
 	if err := v.Ready(ctx); !errors.Is(err, domain.ErrVerifierNotReady) {
 		t.Fatalf("Ready before Start = %v, want ErrVerifierNotReady", err)
@@ -427,7 +427,6 @@ func TestStartGivesUpOnAHangingIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
 
 	start := time.Now()
 	if err := v.Start(context.Background()); err == nil {
@@ -454,7 +453,6 @@ func TestStartReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- v.Start(ctx) }()
@@ -592,7 +590,6 @@ func TestDiscoveryIssuerMustMatchExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(v.Close)
 	err = v.Start(context.Background())
 	want := fmt.Sprintf("issuer mismatch: discovery says %q, configured %q", ti.Issuer.Issuer(), cfg.Issuer)
 	if err == nil || err.Error() != want {
@@ -617,6 +614,33 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkVerifyCachedParallel is the verified-token cache under
+// concurrency: every CPU checks tokens it and the others checked before
+// (hits), as a busy hop does.
+func BenchmarkVerifyCachedParallel(b *testing.B) {
+	ti := newTestIssuer(b, false)
+	cfg := testConfig(ti)
+	cfg.CacheSize = 10_000
+	v := startVerifier(b, cfg)
+	tokens := make([]string, 64)
+	for i := range tokens {
+		tokens[i] = ti.mint(b, func(c map[string]any) { c["sub"] = fmt.Sprintf("auth0|%d", i) })
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		// Each CPU starts elsewhere in the list, as requests from many
+		// users would, rather than all in step on one shard.
+		for i := int(next.Add(17)); pb.Next(); i++ {
+			if _, err := v.Verify(ctx, tokens[i%len(tokens)]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // withKID swaps the kid in token's header, keeping the (now wrong)
