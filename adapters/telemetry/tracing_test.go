@@ -543,3 +543,108 @@ func TestTracingQueryHookSpansJoinTheRequest(t *testing.T) {
 		t.Error("tracing off still hooks every query")
 	}
 }
+
+func attrs(s tracetest.SpanStub) map[string]string {
+	got := map[string]string{}
+	for _, kv := range s.Attributes {
+		got[string(kv.Key)] = kv.Value.Emit()
+	}
+	return got
+}
+
+// TestSpansFollowTheHTTPConventions: the server and client spans carry the
+// stable HTTP attributes, a 5xx is an error on both sides, and the client
+// span lasts until the answer's body is closed.
+func TestSpansFollowTheHTTPConventions(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, exp)
+	srv := httptest.NewServer(tr.ServerMiddleware(route("GET /products/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		tr.Annotate(r.Context(), http.StatusServiceUnavailable, "unavailable", "req-9")
+	}))))
+	t.Cleanup(srv.Close)
+	client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
+	req, err := http.NewRequest(http.MethodGet, srv.URL+"/products/7?limit=2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("User-Agent", "trustchain-test")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.Header) != 1 {
+		t.Errorf("the caller's request was changed: %v", req.Header)
+	}
+	if n := len(exp.GetSpans()); n != 1 {
+		t.Fatalf("%d spans ended before the body was closed, want only the server's", n)
+	}
+	_ = resp.Body.Close()
+
+	spans := exp.GetSpans()
+	server, client2 := spanOfKind(t, spans, trace.SpanKindServer), spanOfKind(t, spans, trace.SpanKindClient)
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	for _, tc := range []struct {
+		span tracetest.SpanStub
+		want map[string]string
+	}{
+		{server, map[string]string{
+			"http.request.method": "GET", "url.scheme": "http", "url.path": "/products/7", "http.route": "/products/{id}",
+			"server.address": "127.0.0.1", "server.port": port, "client.address": "127.0.0.1",
+			"user_agent.original": "trustchain-test", "network.protocol.version": "1.1",
+			"http.response.status_code": "503", "error.type": "503",
+		}},
+		{client2, map[string]string{
+			"http.request.method": "GET", "url.full": srv.URL + "/products/7?limit=2",
+			"server.address": "127.0.0.1", "server.port": port,
+			"http.response.status_code": "503", "error.type": "503",
+		}},
+	} {
+		got := attrs(tc.span)
+		for k, v := range tc.want {
+			if got[k] != v {
+				t.Errorf("%v span: %s = %q, want %q (all: %v)", tc.span.SpanKind, k, got[k], v, got)
+			}
+		}
+		if tc.span.Status.Code != codes.Error {
+			t.Errorf("%v span status %v for a 503, want Error", tc.span.SpanKind, tc.span.Status)
+		}
+	}
+}
+
+// TestSpansOfOddRequests: a method outside the known set cannot mint
+// attribute values, a failed call is an error with its type, and
+// credentials in a URL never reach url.full.
+func TestSpansOfOddRequests(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := newTracing(t, exp)
+	srv := httptest.NewServer(tr.ServerMiddleware(http.NotFoundHandler()))
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("BREW", srv.URL+"/pot", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	server := spanOfKind(t, exp.GetSpans(), trace.SpanKindServer)
+	if got := attrs(server); got["http.request.method"] != "_OTHER" || got["http.request.method_original"] != "BREW" || server.Name != "BREW" {
+		t.Errorf("span %q attributes %v, want _OTHER and the original", server.Name, got)
+	}
+
+	exp.Reset()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
+	u := strings.Replace(closed.URL, "http://", "http://user:secret@", 1) + "/products"
+	if _, err := client.Get(u); err == nil {
+		t.Fatal("a call to a closed server succeeded")
+	}
+	span := spanOfKind(t, exp.GetSpans(), trace.SpanKindClient)
+	got := attrs(span)
+	if span.Status.Code != codes.Error || got["error.type"] == "" {
+		t.Errorf("failed call: status %v, attributes %v; want an error with its type", span.Status, got)
+	}
+	if strings.Contains(got["url.full"], "secret") {
+		t.Errorf("url.full %q carries the password", got["url.full"])
+	}
+}
