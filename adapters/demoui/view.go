@@ -9,13 +9,19 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
 //go:embed templates/page.html
 var templateFS embed.FS
 
-var pageTemplate = template.Must(template.ParseFS(templateFS, "templates/page.html"))
+// pageTemplate is parsed on first use: the three API roles link this
+// package but never render the page, and a parsed template lives on the
+// heap that every garbage collection marks.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templateFS, "templates/page.html"))
+})
 
 // pageView is everything the template sees. It has no field for a token:
 // what is not here cannot reach the browser.
@@ -61,7 +67,7 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess s
 		view.Result = rv
 	}
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, view); err != nil {
+	if err := pageTemplate().Execute(&buf, view); err != nil {
 		http.Error(w, "render the page", http.StatusInternalServerError)
 		return
 	}

@@ -5,12 +5,17 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
+	"sync"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+// pages are parsed on first use: only the demo serves them, and parsed
+// templates live on the heap that every garbage collection marks.
+var pages = sync.OnceValue(func() *template.Template {
+	return template.Must(template.ParseFS(templateFS, "templates/*.html"))
+})
 
 type formField struct{ Name, Value string }
 
@@ -34,7 +39,7 @@ func renderMessage(w http.ResponseWriter, status int, title, message string) {
 // caches: it holds a login form.
 func renderPage(w http.ResponseWriter, status int, name string, data any) {
 	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+	if err := pages().ExecuteTemplate(&buf, name, data); err != nil {
 		http.Error(w, "render page", http.StatusInternalServerError)
 		return
 	}
