@@ -547,7 +547,7 @@ func TestTracingQueryHookSpansJoinTheRequest(t *testing.T) {
 func attrs(s tracetest.SpanStub) map[string]string {
 	got := map[string]string{}
 	for _, kv := range s.Attributes {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	return got
 }
