@@ -499,13 +499,15 @@ func (c *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// redactedURL is url.full without credentials, which the conventions
-// forbid in it.
+// redactedURL is url.full without credentials, user name included, the
+// way the conventions ask: REDACTED:REDACTED@host.
 func redactedURL(u *url.URL) string {
 	if u.User == nil {
 		return u.String()
 	}
-	return u.Redacted()
+	c := *u
+	c.User = url.UserPassword("REDACTED", "REDACTED")
+	return c.String()
 }
 
 // spanBody ends the client span once the caller is done with the answer.

@@ -644,7 +644,7 @@ func TestSpansOfOddRequests(t *testing.T) {
 	if span.Status.Code != codes.Error || got["error.type"] == "" {
 		t.Errorf("failed call: status %v, attributes %v; want an error with its type", span.Status, got)
 	}
-	if strings.Contains(got["url.full"], "secret") {
-		t.Errorf("url.full %q carries the password", got["url.full"])
+	if full := got["url.full"]; strings.Contains(full, "secret") || strings.Contains(full, "user") || !strings.Contains(full, "REDACTED:REDACTED@") {
+		t.Errorf("url.full %q carries the credentials", full)
 	}
 }
