@@ -506,10 +506,7 @@ func TestGatewayRefusesAnUpstreamWithTheWrongIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runService(t, svc)
 	if err := svc.WaitReady(context.Background(), 10*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -34,18 +34,7 @@ func startRoleB(t *testing.T, issuer, dsn string) (*app.Service, *logbuf.Buffer,
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := svc.Run(ctx); err != nil {
-			t.Errorf("Run = %v", err)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	cancel, done := runService(t, svc)
 	return svc, logs, cancel, done
 }
 
@@ -179,10 +168,7 @@ func TestIssuerMismatchIsExplained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runService(t, svc)
 	r := eventuallyReady(t, svc, func(r readiness) bool { return strings.Contains(r.Failed["oidc"], "mismatch") })
 	want := `issuer mismatch: discovery says "` + iss.Issuer() + `", configured "` + cfg.OIDCIssuer + `"`
 	if r.status != 503 || r.Failed["oidc"] != want {

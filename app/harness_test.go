@@ -238,6 +238,25 @@ func get(t testing.TB, client *http.Client, url, token string, header http.Heade
 	return resp.StatusCode, resp.Header, string(body)
 }
 
+// runService runs svc until the test ends. It returns the cancel that plays
+// SIGTERM and a channel closed once Run has returned; an error from Run
+// fails the test.
+func runService(t testing.TB, svc *app.Service) (context.CancelFunc, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := svc.Run(ctx); err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return cancel, done
+}
+
 // startDemo runs `trustchain demo` in-process on free ports and waits until
 // it has printed its instructions. It stops when the test ends.
 func startDemo(t *testing.T, edit func(*app.DemoConfig)) (*app.Demo, *logbuf.Buffer) {
