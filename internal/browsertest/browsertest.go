@@ -4,7 +4,6 @@
 package browsertest
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -12,11 +11,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/trustchain/trustchain/internal/logbuf"
 )
 
 // ExecPath is where Debian's chromium package installs the browser.
@@ -49,7 +49,7 @@ func New(tb testing.TB) context.Context {
 	// The profile directory is removed after the browser has exited:
 	// cleanups run last-registered first.
 	profile := tb.TempDir()
-	output := &syncBuffer{}
+	output := &logbuf.Buffer{}
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]),
 		chromedp.ExecPath(ExecPath),
 		chromedp.UserDataDir(profile),
@@ -76,12 +76,12 @@ func New(tb testing.TB) context.Context {
 		cancelTimeout()
 	})
 	if err := chromedp.Do(tabCtx); err != nil {
-		tb.Fatalf("start Chromium: %v\n%s", err, output.tail())
+		tb.Fatalf("start Chromium: %v\n%s", err, tail(output.String()))
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			keepArtifacts(tabCtx, tb)
-			tb.Logf("Chromium output (tail):\n%s", output.tail())
+			tb.Logf("Chromium output (tail):\n%s", tail(output.String()))
 		}
 	})
 	return tabCtx
@@ -201,29 +201,15 @@ func keepArtifacts(ctx context.Context, tb testing.TB) {
 	}
 }
 
-// syncBuffer collects Chromium's output, written from another goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last few KiB, which is where a crash explains itself.
-func (b *syncBuffer) tail() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// tail is the last few KiB of Chromium's output, which is where a crash
+// explains itself.
+func tail(out string) string {
 	const keep = 4 << 10
-	out := b.buf.Bytes()
 	if len(out) > keep {
-		return "…" + string(out[len(out)-keep:])
+		return "…" + out[len(out)-keep:]
 	}
-	if len(out) == 0 {
+	if out == "" {
 		return "(none)"
 	}
-	return string(out)
+	return out
 }
