@@ -144,7 +144,9 @@ func parseNextLink(values []string) (domain.PageRequest, bool, error) {
 		return domain.PageRequest{}, false, bad
 	}
 	afterText, limitText, ok := strings.Cut(target, "&limit=")
-	if !ok {
+	// A hop writes both numbers unsigned: "-0" names page 0 but is not
+	// what any hop sends.
+	if !ok || strings.HasPrefix(afterText, "-") || strings.HasPrefix(limitText, "-") {
 		return domain.PageRequest{}, false, bad
 	}
 	after, okAfter := parseDecimal(afterText)

@@ -157,6 +157,7 @@ func FuzzParseNextLink(f *testing.F) {
 	f.Add(`</products?after=2&limit=2>; rel="next"`)
 	f.Add(`<https://evil.example/products?after=2&limit=2>; rel="next"`)
 	f.Add(`</products?after=-1&limit=2>; rel="next"`)
+	f.Add(`</products?after=-0&limit=1>; rel="next"`)
 	f.Add(`</products?after=1&limit=99999>; rel="next"`)
 	f.Fuzz(func(t *testing.T, header string) {
 		req, ok, err := parseNextLink([]string{header})
