@@ -12,7 +12,9 @@ import (
 )
 
 var (
-	traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$`)
+	// Flags: sampled (01) and, since W3C Trace Context Level 2, random
+	// (02); every other bit is reserved and must not be passed on.
+	traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$`)
 	b3HexRE       = regexp.MustCompile(`^[0-9a-f]{16}([0-9a-f]{16})?$`)
 )
 
@@ -24,6 +26,8 @@ func FuzzTraceHeaders(f *testing.F) {
 	f.Add("", "", "80f198ee56343ba864fe8b2a57d3eff7", "e457b5a2e4d86bd1", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
 	f.Add("00-not-a-trace-01", "a=\x00", "zzzz", "e457b5a2e4d86bd1", "garbage")
 	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "", "", "", "")
+	f.Add("01-00000000000000000000000000000001-0000000000000001-02", "", "", "", "")
+	f.Add("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff-extra", "", "", "", "")
 	p := telemetry.NewPropagator()
 	f.Fuzz(func(t *testing.T, traceparent, tracestate, b3trace, b3span, b3single string) {
 		in := http.Header{}
