@@ -43,6 +43,10 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"adapters/telemetry", module + "/adapters/httpapi"},
 		{"adapters/mysql", module + "/adapters/memory"},
 		{"adapters/mysql", module + "/adapters/storetest"},
+		{"adapters/httpapi/client", module + "/adapters/httpapi/server"},
+		{"adapters/httpapi/server", module + "/adapters/httpapi/client"},
+		{"adapters/httpapi/wire", module + "/adapters/httpapi/server"},
+		{"adapters/httpapi/wire", module + "/adapters/httpapi/client"},
 	} {
 		if ruleBroken(tt.pkg, tt.dep) == "" {
 			t.Errorf("%s -> %s was allowed", tt.pkg, tt.dep)
@@ -53,6 +57,8 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"ports", module + "/domain"},
 		{"adapters/httpapi", module + "/ports"},
 		{"adapters/httpapi", module + "/domain"},
+		{"adapters/httpapi/client", module + "/adapters/httpapi/wire"},
+		{"adapters/httpapi/server", module + "/adapters/httpapi/wire"},
 		{"adapters/mysql", module + "/migrations"},
 		{"adapters/mysql/mysqltest", module + "/adapters/mysql"},
 		{"adapters/storetest", module + "/ports"},
@@ -85,12 +91,23 @@ func ruleBroken(pkg, dep string) string {
 		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) && !testKit(pkg) {
 			return "adapters meet only in app: one adapter must not import another"
 		}
+		if internal && adapterOf(pkg) == httpAdapter && adapterOf(rel) == httpAdapter && rel != httpWire {
+			return "the HTTP server and client meet only in its wire package"
+		}
 	}
 	if internal && rel == "app" && pkg != "." {
 		return "only main may import app"
 	}
 	return ""
 }
+
+// The HTTP adapter's server and client share only its wire format: an
+// import between them, or from wire back up to either, would let one end
+// lean on the other's state.
+const (
+	httpAdapter = "adapters/httpapi"
+	httpWire    = httpAdapter + "/wire"
+)
 
 // adapterOf is the adapter a package belongs to: adapters/mysql for
 // adapters/mysql/mysqltest too.

@@ -17,7 +17,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/demoui"
 	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/devissuer"
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/adapters/telemetry"
@@ -60,8 +60,8 @@ const (
 type Demo struct {
 	dc           DemoConfig
 	issuer       *devissuer.Issuer
-	issuerServer *httpapi.Server
-	uiServer     *httpapi.Server
+	issuerServer *server.Server
+	uiServer     *server.Server
 	chain        *Chain
 	clientSecret string
 	users        []devissuer.User
@@ -129,10 +129,10 @@ func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	if d.users, err = devissuer.DemoUsers(demoScope); err != nil {
 		return err
 	}
-	if d.issuerServer, err = httpapi.NewServer("issuer", "127.0.0.1:0", nil, httpapi.DefaultLimits(0), nil, logFor("issuer")); err != nil {
+	if d.issuerServer, err = server.NewServer("issuer", "127.0.0.1:0", nil, server.DefaultLimits(0), nil, logFor("issuer")); err != nil {
 		return err
 	}
-	if d.uiServer, err = httpapi.NewServer("ui", d.dc.UIListen, nil, httpapi.DefaultLimits(0), nil, logFor("ui")); err != nil {
+	if d.uiServer, err = server.NewServer("ui", d.dc.UIListen, nil, server.DefaultLimits(0), nil, logFor("ui")); err != nil {
 		return err
 	}
 	d.issuer, err = devissuer.New(devissuer.Config{
@@ -276,7 +276,7 @@ func (d *Demo) close(ctx context.Context) {
 	if d.chain != nil {
 		d.chain.close(ctx)
 	}
-	for _, s := range []*httpapi.Server{d.issuerServer, d.uiServer} {
+	for _, s := range []*server.Server{d.issuerServer, d.uiServer} {
 		if s != nil {
 			_ = s.Close()
 		}

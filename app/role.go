@@ -15,7 +15,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/client"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/mysql"
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
@@ -68,9 +70,9 @@ func Serve(ctx context.Context, cfg Config, deps Deps) error {
 type Service struct {
 	cfg     Config
 	log     *slog.Logger
-	api     *httpapi.Server
-	admin   *httpapi.Server
-	adminH  *httpapi.Admin
+	api     *server.Server
+	admin   *server.Server
+	adminH  *server.Admin
 	deps    []*dependency
 	closers []func(context.Context) error
 }
@@ -122,17 +124,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		return nil, err
 	}
 	peer, serverTLS := s.newPeerAuth(cfg, ids, identity, tel)
-	api := httpapi.NewAPI(httpapi.APIConfig{
+	api := server.NewAPI(server.APIConfig{
 		Source:        source,
 		Verifier:      verifier,
 		RequiredScope: cfg.RequiredScope,
 		Peer:          peer,
 		Envelope:      cfg.hop().Envelope,
-		Paging:        httpapi.Paging{DefaultLimit: cfg.PageSize, MaxLimit: cfg.MaxPageSize},
+		Paging:        server.Paging{DefaultLimit: cfg.PageSize, MaxLimit: cfg.MaxPageSize},
 		Clock:         orClock(deps.Clock),
 		Logger:        s.log,
 		Wrap:          tel.tracing.ServerMiddleware,
-		Observe: func(ctx context.Context, o httpapi.Outcome) {
+		Observe: func(ctx context.Context, o server.Outcome) {
 			tel.metrics.ObserveRequest(ctx, o.Route, o.Status, o.Elapsed)
 			tel.tracing.Annotate(ctx, o.Status, o.Reason, o.RequestID)
 		},
@@ -172,8 +174,8 @@ func (s *Service) newTelemetry(ctx context.Context, cfg Config, deps Deps) (tele
 	metrics := telemetry.NewMetrics(telemetry.MetricsConfig{
 		Role:          cfg.Role,
 		Build:         telemetry.BuildInfo{Version: deps.Build.Version, Commit: deps.Build.Commit},
-		Routes:        httpapi.Routes(),
-		UpstreamKinds: httpapi.UpstreamKinds(),
+		Routes:        server.Routes(),
+		UpstreamKinds: wire.UpstreamKinds(),
 	})
 	tracing, err := telemetry.NewTracing(ctx, telemetry.TracingConfig{
 		ServiceName:        cfg.hop().ServiceAccount,
@@ -280,7 +282,7 @@ func (s *Service) newUpstream(cfg Config, tel telemetryParts, identity spiffetls
 	if identity != nil {
 		clientTLS = spiffetls.ClientTLSConfig(identity, ids.upstream)
 	}
-	client, err := httpapi.NewClient(httpapi.ClientConfig{
+	upstream, err := client.New(client.Config{
 		URL:                 cfg.Upstream,
 		Timeout:             cfg.EffectiveUpstreamTimeout(),
 		MaxIdleConnsPerHost: cfg.UpstreamConns,
@@ -292,23 +294,21 @@ func (s *Service) newUpstream(cfg Config, tel telemetryParts, identity spiffetls
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func(context.Context) error { client.CloseIdleConnections(); return nil })
-	return client, nil
+	s.closers = append(s.closers, func(context.Context) error { upstream.CloseIdleConnections(); return nil })
+	return upstream, nil
 }
 
-// newPeerAuth sets up the workload check: XFCC from the proxy in front, or
-// native mTLS on the API port (except at the edge, whose clients have no
-// SVIDs: its identity is used only towards the next hop).
-func (s *Service) newPeerAuth(cfg Config, ids identities, identity spiffetls.Source, tel telemetryParts) (httpapi.PeerCheck, *tls.Config) {
+// newPeerAuth picks the one peer check for the identity mode: XFCC from the
+// proxy in front, or native mTLS on the API port, whose handshake admits
+// only allowed callers and whose check then names them (except at the
+// edge, whose clients have no SVIDs: its identity is used only towards the
+// next hop). With peer authentication off there is none.
+func (s *Service) newPeerAuth(cfg Config, ids identities, identity spiffetls.Source, tel telemetryParts) (server.PeerCheck, *tls.Config) {
 	switch {
 	case cfg.PeerAuth == PeerAuthXFCC:
-		authz := xfcc.Authorizer{Allowed: ids.allowed, TrustedProxies: ids.proxies}
-		return func(r *http.Request) (string, error) {
-			id, err := authz.Authorize(r)
-			return id.String(), err
-		}, nil
+		return xfcc.Authorizer{Allowed: ids.allowed, TrustedProxies: ids.proxies}, nil
 	case cfg.PeerAuth == PeerAuthMTLS && !cfg.hop().IsEdge():
-		return nil, spiffetls.ServerTLSConfig(identity, ids.allowed, func(r spiffetls.Refusal) {
+		return spiffetls.VerifiedPeer{}, spiffetls.ServerTLSConfig(identity, ids.allowed, func(r spiffetls.Refusal) {
 			tel.metrics.PeerRefused(PeerAuthMTLS)
 			s.log.Warn("peer refused", slog.String("mode", PeerAuthMTLS), slog.String("peer", r.Peer), slog.String("error", r.Err.Error()))
 		})
@@ -323,13 +323,13 @@ func (s *Service) newPeerAuth(cfg Config, ids identities, identity spiffetls.Sou
 const adminMaxConns = 64
 
 func (s *Service) newServers(cfg Config, api http.Handler, serverTLS *tls.Config, tel telemetryParts) error {
-	limits := httpapi.DefaultLimits(cfg.budget())
+	limits := server.DefaultLimits(cfg.budget())
 	limits.MaxConns = cfg.MaxConns
 	if limits.MaxConns == 0 {
 		limits.MaxConns = defaultMaxConns()
 	}
 	var err error
-	if s.api, err = httpapi.NewServer("api", cfg.Listen, api, limits, serverTLS, s.log); err != nil {
+	if s.api, err = server.NewServer("api", cfg.Listen, api, limits, serverTLS, s.log); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return s.api.Close() })
@@ -337,14 +337,14 @@ func (s *Service) newServers(cfg Config, api http.Handler, serverTLS *tls.Config
 		accepted, open, _ := s.api.Connections()
 		return accepted, open
 	})
-	checks := map[string]httpapi.ReadyCheck{}
+	checks := map[string]server.ReadyCheck{}
 	for _, d := range s.deps {
 		checks[d.name] = d.ready
 	}
-	s.adminH = httpapi.NewAdmin(httpapi.AdminConfig{Checks: checks, Metrics: tel.metrics.Handler(), Pprof: cfg.Pprof})
-	adminLimits := httpapi.DefaultLimits(0)
+	s.adminH = server.NewAdmin(server.AdminConfig{Checks: checks, Metrics: tel.metrics.Handler(), Pprof: cfg.Pprof})
+	adminLimits := server.DefaultLimits(0)
 	adminLimits.MaxConns = adminMaxConns
-	if s.admin, err = httpapi.NewServer("admin", cfg.AdminListen, s.adminH, adminLimits, nil, s.log); err != nil {
+	if s.admin, err = server.NewServer("admin", cfg.AdminListen, s.adminH, adminLimits, nil, s.log); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return s.admin.Close() })

@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/deploy"
 	"github.com/trustchain/trustchain/domain"
@@ -303,15 +303,15 @@ func TestProbesAndPortsAreOnesTheBinaryServes(t *testing.T) {
 					probe *corev1.Probe
 					path  string
 				}{
-					{"liveness", c.LivenessProbe, httpapi.HealthzPath},
-					{"readiness", c.ReadinessProbe, httpapi.ReadyzPath},
+					{"liveness", c.LivenessProbe, wire.HealthzPath},
+					{"readiness", c.ReadinessProbe, wire.ReadyzPath},
 				}
 				if c.StartupProbe != nil {
 					probes = append(probes, struct {
 						kind  string
 						probe *corev1.Probe
 						path  string
-					}{"startup", c.StartupProbe, httpapi.HealthzPath})
+					}{"startup", c.StartupProbe, wire.HealthzPath})
 				}
 				for _, p := range probes {
 					if p.probe == nil || p.probe.HTTPGet == nil {
@@ -327,8 +327,8 @@ func TestProbesAndPortsAreOnesTheBinaryServes(t *testing.T) {
 				}
 
 				ann := d.Spec.Template.Annotations
-				if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(int(admin)) || ann["prometheus.io/path"] != httpapi.MetricsPath {
-					t.Errorf("prometheus annotations %v, want scrape=true port=%d path=%s", ann, admin, httpapi.MetricsPath)
+				if ann["prometheus.io/scrape"] != "true" || ann["prometheus.io/port"] != strconv.Itoa(int(admin)) || ann["prometheus.io/path"] != wire.MetricsPath {
+					t.Errorf("prometheus annotations %v, want scrape=true port=%d path=%s", ann, admin, wire.MetricsPath)
 				}
 
 				svc := b.services[name]

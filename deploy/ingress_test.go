@@ -12,7 +12,7 @@ import (
 	securityapi "istio.io/api/security/v1beta1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 )
 
 // The requests the ingress is probed with: every method against the API's
@@ -21,15 +21,15 @@ import (
 var (
 	probeMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"}
 	probePaths   = []string{
-		httpapi.ProductsPath, httpapi.ProductsPath + "/", httpapi.ProductsPath + "/7", httpapi.ProductsPath + "/7/x",
-		httpapi.ProductsPath + "X", httpapi.ProductsPath + ".json", "/product", "/", "/x" + httpapi.ProductsPath,
-		httpapi.HealthzPath, httpapi.ReadyzPath, httpapi.MetricsPath,
+		wire.ProductsPath, wire.ProductsPath + "/", wire.ProductsPath + "/7", wire.ProductsPath + "/7/x",
+		wire.ProductsPath + "X", wire.ProductsPath + ".json", "/product", "/", "/x" + wire.ProductsPath,
+		wire.HealthzPath, wire.ReadyzPath, wire.MetricsPath,
 	}
 )
 
 func isAPIRoute(method, path string) bool {
 	return (method == "GET" || method == "HEAD") &&
-		(path == httpapi.ProductsPath || strings.HasPrefix(path, httpapi.ProductsPath+"/"))
+		(path == wire.ProductsPath || strings.HasPrefix(path, wire.ProductsPath+"/"))
 }
 
 // routeProblems probes admits with every request and reports each one it
@@ -298,7 +298,7 @@ func TestIngressCatchesLoosening(t *testing.T) {
 				vsMatch(b, 2).Method = &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Exact{Exact: "POST"}}
 			}},
 			{"the prefix loses its slash", "routes GET /productsX to service-a", func(b *bundle) {
-				vsMatch(b, 2).Uri = &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Prefix{Prefix: httpapi.ProductsPath}}
+				vsMatch(b, 2).Uri = &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Prefix{Prefix: wire.ProductsPath}}
 			}},
 			{"every path", "routes GET /healthz to service-a", func(b *bundle) {
 				vsMatch(b, 0).Uri = &networkingapi.StringMatch{MatchType: &networkingapi.StringMatch_Prefix{Prefix: "/"}}

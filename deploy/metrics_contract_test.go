@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"sort"
 
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/domain"
 )
 
@@ -40,7 +41,7 @@ func metricsContract() map[string]metricSpec {
 	}
 	buckets := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 10}
 	codeClasses := []string{"1xx", "2xx", "3xx", "4xx", "5xx"}
-	routes := []string{"/products", "/products/{id}", "other"}
+	routes := server.Routes()
 	upstream := map[string][]string{
 		"upstream":   {"service-c", "service-b"},
 		"code_class": append(append([]string(nil), codeClasses...), "none"),

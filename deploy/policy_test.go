@@ -16,7 +16,7 @@ import (
 	typeapi "istio.io/api/type/v1beta1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/domain"
 )
 
@@ -119,8 +119,8 @@ func limits(tb testing.TB) policyLimits {
 // product list and of one product ("/products/*" is Istio's prefix match).
 var (
 	apiMethods = []string{"GET", "HEAD"}
-	apiPaths   = []string{httpapi.ProductsPath, httpapi.ProductsPath + "/*"}
-	adminPaths = []string{httpapi.HealthzPath, httpapi.ReadyzPath, httpapi.MetricsPath}
+	apiPaths   = []string{wire.ProductsPath, wire.ProductsPath + "/*"}
+	adminPaths = []string{wire.HealthzPath, wire.ReadyzPath, wire.MetricsPath}
 )
 
 // graph is what the AuthorizationPolicies admit, before the data plane is
@@ -625,15 +625,15 @@ func TestAllowGraphCatchesLoosening(t *testing.T) {
 			apiRule(b, "service-b").To[0].Operation.Paths = nil
 		}},
 		{"/products/* becomes /*", "service-c rule 0: want only", func(b *bundle) {
-			apiRule(b, "service-c").To[0].Operation.Paths = []string{httpapi.ProductsPath, "/*"}
+			apiRule(b, "service-c").To[0].Operation.Paths = []string{wire.ProductsPath, "/*"}
 		}},
 		{"/products/* becomes the raw prefix /products*", "service-a rule 0: want only", func(b *bundle) {
-			apiRule(b, "service-a").To[0].Operation.Paths = []string{httpapi.ProductsPath, httpapi.ProductsPath + "*"}
+			apiRule(b, "service-a").To[0].Operation.Paths = []string{wire.ProductsPath, wire.ProductsPath + "*"}
 		}},
 		{"/products/{id} is open to every method", "service-b rule 0: want only", func(b *bundle) {
 			r := apiRule(b, "service-b")
 			r.To = append(r.To, &securityapi.Rule_To{Operation: &securityapi.Operation{
-				Ports: []string{lim.apiPort}, Paths: []string{httpapi.ProductsPath + "/*"},
+				Ports: []string{lim.apiPort}, Paths: []string{wire.ProductsPath + "/*"},
 			}})
 		}},
 		{"service-b may GET /products/{id} on service-c", "unexpected allowed call " + edge{principal(ns, "service-b"), "service-c"}.String(), func(b *bundle) {
@@ -656,7 +656,7 @@ func TestAllowGraphCatchesLoosening(t *testing.T) {
 		}},
 		{"the admin rule also opens /products", "service-c rule 1", func(b *bundle) {
 			op := b.authzPolicies["service-c"].Spec.Rules[1].To[0].Operation
-			op.Paths = append(op.Paths, httpapi.ProductsPath)
+			op.Paths = append(op.Paths, wire.ProductsPath)
 		}},
 		{"allow-nothing allows everything", "allow-nothing", func(b *bundle) {
 			b.authzPolicies["allow-nothing"].Spec.Rules = []*securityapi.Rule{{}}

@@ -52,7 +52,7 @@ func memorySource(tb testing.TB, ca *devca.DevCA, id spiffeid.ID) *devca.MemoryS
 }
 
 // peerServer is an mTLS server whose handler answers with the caller's
-// SPIFFE ID and counts how often it ran.
+// SPIFFE ID, as VerifiedPeer names it, and counts how often it ran.
 type peerServer struct {
 	URL    string
 	served atomic.Int32
@@ -78,12 +78,13 @@ func startServer(tb testing.TB, src spiffetls.Source, allowed ...spiffeid.ID) *p
 	ps := &peerServer{log: &logbuf.Buffer{}}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ps.served.Add(1)
-		id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+		// The API's peer check, over the handshake it relies on.
+		id, err := spiffetls.VerifiedPeer{}.CheckPeer(r)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		_, _ = w.Write([]byte(id.String()))
+		_, _ = w.Write([]byte(id))
 	}))
 	srv.Config.ErrorLog = log.New(ps.log, "", 0)
 	srv.Listener = tls.NewListener(srv.Listener, spiffetls.ServerTLSConfig(src, allowed, func(r spiffetls.Refusal) {

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/telemetry"
 	"github.com/trustchain/trustchain/domain"
 )
@@ -84,7 +86,7 @@ func newMetrics(role string) *telemetry.Metrics {
 	return telemetry.NewMetrics(telemetry.MetricsConfig{
 		Role:          role,
 		Build:         telemetry.BuildInfo{Version: "1.2.3", Commit: "abcdef"},
-		Routes:        []string{"/products", "/products/{id}", "other"},
+		Routes:        server.Routes(),
 		UpstreamKinds: []string{"none", "timeout", "connection"},
 	})
 }
@@ -92,16 +94,16 @@ func newMetrics(role string) *telemetry.Metrics {
 func TestObserveRequestCountsByRouteAndClass(t *testing.T) {
 	m := newMetrics("a")
 	ctx := context.Background()
-	m.ObserveRequest(ctx, "/products", 200, time.Millisecond)
-	m.ObserveRequest(ctx, "/products", 401, time.Millisecond)
-	m.ObserveRequest(ctx, "other", 404, time.Millisecond)
-	m.ObserveRequest(ctx, "/products/123", 404, time.Millisecond) // not a route name
+	m.ObserveRequest(ctx, server.RouteProducts, 200, time.Millisecond)
+	m.ObserveRequest(ctx, server.RouteProducts, 401, time.Millisecond)
+	m.ObserveRequest(ctx, server.RouteOther, 404, time.Millisecond)
+	m.ObserveRequest(ctx, wire.ProductPath(123), 404, time.Millisecond) // a path, not a route name
 
 	fams := scrape(t, m)
 	want := map[string]float64{
-		"code_class=2xx,role=a,route=/products": 1,
-		"code_class=4xx,role=a,route=/products": 1,
-		"code_class=4xx,role=a,route=other":     2,
+		"code_class=2xx,role=a,route=" + server.RouteProducts: 1,
+		"code_class=4xx,role=a,route=" + server.RouteProducts: 1,
+		"code_class=4xx,role=a,route=" + server.RouteOther:    2,
 	}
 	assertSeries(t, fams, "trustchain_http_requests_total", want)
 	assertSeries(t, fams, "trustchain_http_request_duration_seconds", want)
@@ -126,7 +128,7 @@ func TestObserveRequestCountsByRouteAndClass(t *testing.T) {
 
 func TestBucketsFitTheBudgets(t *testing.T) {
 	m := newMetrics("c")
-	m.ObserveRequest(context.Background(), "/products", 200, time.Second)
+	m.ObserveRequest(context.Background(), server.RouteProducts, 200, time.Second)
 	mf := scrape(t, m)["trustchain_http_request_duration_seconds"]
 	var bounds []float64
 	for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
@@ -146,7 +148,7 @@ func TestExemplarsCarryTheTrace(t *testing.T) {
 	sampled := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
 	}))
-	m.ObserveRequest(sampled, "/products", 200, 2*time.Millisecond)
+	m.ObserveRequest(sampled, server.RouteProducts, 200, 2*time.Millisecond)
 
 	srv := httptest.NewServer(m.Handler())
 	t.Cleanup(srv.Close)

@@ -82,3 +82,10 @@ func onlySPIFFEID(what string, uris []string) (spiffeid.ID, error) {
 	}
 	return id, nil
 }
+
+// CheckPeer is Authorize as the API's peer check: the caller's SPIFFE ID
+// as text ("" when refused), and the same refusal.
+func (a Authorizer) CheckPeer(r *http.Request) (string, error) {
+	id, err := a.Authorize(r)
+	return id.String(), err
+}

@@ -2,6 +2,7 @@ package xfcc_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -240,6 +241,10 @@ func TestAuthorizerAuthorize(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.auth.Authorize(requestWith(t, tt.headers...))
+			// The API's peer check says the same, as text.
+			if peer, checkErr := tt.auth.CheckPeer(requestWith(t, tt.headers...)); peer != got.String() || fmt.Sprint(checkErr) != fmt.Sprint(err) {
+				t.Errorf("CheckPeer = %q, %v; Authorize = %s, %v", peer, checkErr, got, err)
+			}
 			if tt.wantMsg == "" {
 				if err != nil {
 					t.Fatalf("Authorize: %v", err)

@@ -1,4 +1,4 @@
-package httpapi_test
+package server_test
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/internal/logbuf"
@@ -32,7 +33,7 @@ func TestResponses(t *testing.T) {
 	}{
 		{name: "B or C answer the bare array", path: "/products", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `[{"id":1,"name":"Laptop","price":1000}]`},
-		{name: "A wraps the envelope", opts: []apiOption{func(c *httpapi.APIConfig) { c.Envelope = true }}, path: "/products", auth: "Bearer " + goodToken, wantStatus: 200,
+		{name: "A wraps the envelope", opts: []apiOption{func(c *server.APIConfig) { c.Envelope = true }}, path: "/products", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `{"products":[{"id":1,"name":"Laptop","price":1000}],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
 		{name: "empty catalogue is []", opts: []apiOption{withSource(memory.New())}, path: "/products", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `[]`},
@@ -41,12 +42,12 @@ func TestResponses(t *testing.T) {
 			wantLink: `</products?after=2&limit=2>; rel="next"`},
 		{name: "the last page has no link", opts: []apiOption{withSource(catalogue)}, path: "/products?after=2&limit=2", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `[{"id":3,"name":"USB-C Cable","price":19.99}]`},
-		{name: "A's page keeps the envelope and the link", opts: []apiOption{withSource(catalogue), func(c *httpapi.APIConfig) { c.Envelope = true }}, path: "/products?limit=1", auth: "Bearer " + goodToken, wantStatus: 200,
+		{name: "A's page keeps the envelope and the link", opts: []apiOption{withSource(catalogue), func(c *server.APIConfig) { c.Envelope = true }}, path: "/products?limit=1", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `{"products":[{"id":1,"name":"Laptop","price":1000}],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`,
 			wantLink: `</products?after=1&limit=1>; rel="next"`},
 		{name: "one product", opts: []apiOption{withSource(catalogue)}, path: "/products/3", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `{"id":3,"name":"USB-C Cable","price":19.99}`},
-		{name: "A wraps one product", opts: []apiOption{withSource(catalogue), func(c *httpapi.APIConfig) { c.Envelope = true }}, path: "/products/2", auth: "Bearer " + goodToken, wantStatus: 200,
+		{name: "A wraps one product", opts: []apiOption{withSource(catalogue), func(c *server.APIConfig) { c.Envelope = true }}, path: "/products/2", auth: "Bearer " + goodToken, wantStatus: 200,
 			wantBody: `{"product":{"id":2,"name":"Mechanical Keyboard","price":89.99},"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
 		{name: "unknown product", opts: []apiOption{withSource(catalogue)}, path: "/products/4", auth: "Bearer " + goodToken, wantStatus: 404, wantBody: "not_found"},
 		{name: "bearer scheme is case-insensitive", path: "/products", auth: "bearer " + goodToken, wantStatus: 200,
@@ -57,7 +58,7 @@ func TestResponses(t *testing.T) {
 		{name: "empty bearer", path: "/products", auth: "Bearer ", wantStatus: 401, wantChall: `Bearer error="invalid_token"`, wantBody: "invalid_token"},
 		{name: "bad token", path: "/products", auth: "Bearer forged.token.x", wantStatus: 401, wantChall: `Bearer error="invalid_token"`, wantBody: "invalid_token"},
 		{name: "missing scope", path: "/products", auth: "Bearer " + noScopeToken, wantStatus: 403, wantChall: `Bearer error="insufficient_scope", scope="read:products"`, wantBody: "insufficient_scope"},
-		{name: "no scope required", opts: []apiOption{func(c *httpapi.APIConfig) { c.RequiredScope = "" }}, path: "/products", auth: "Bearer " + noScopeToken, wantStatus: 200,
+		{name: "no scope required", opts: []apiOption{func(c *server.APIConfig) { c.RequiredScope = "" }}, path: "/products", auth: "Bearer " + noScopeToken, wantStatus: 200,
 			wantBody: `[{"id":1,"name":"Laptop","price":1000}]`},
 		{name: "method not allowed", method: http.MethodPost, path: "/products", auth: "Bearer " + goodToken, wantStatus: 405, wantBody: "method_not_allowed"},
 		{name: "method not allowed on a product", method: http.MethodDelete, path: "/products/1", auth: "Bearer " + goodToken, wantStatus: 405, wantBody: "method_not_allowed"},
@@ -189,7 +190,7 @@ func TestSourceErrorsMapToStatuses(t *testing.T) {
 		{fmt.Errorf("get: %w", domain.ErrNotFound), 404, ""},
 		{fmt.Errorf("call upstream: %w", domain.ErrInvalidRequest), 400, ""},
 		{fmt.Errorf("a bug"), 500, ""},
-		{fmt.Errorf("call upstream: %w", &httpapi.UpstreamRejection{Status: 401, Challenge: `Bearer error="invalid_token"`, Code: "invalid_token", Message: "from C"}), 401, ""},
+		{fmt.Errorf("call upstream: %w", &wire.UpstreamRejection{Status: 401, Challenge: `Bearer error="invalid_token"`, Code: "invalid_token", Message: "from C"}), 401, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.err.Error(), func(t *testing.T) {
@@ -203,7 +204,7 @@ func TestSourceErrorsMapToStatuses(t *testing.T) {
 		})
 	}
 	t.Run("a refusal from the next hop goes back as it came", func(t *testing.T) {
-		rejection := &httpapi.UpstreamRejection{Status: 403, Challenge: `Bearer error="insufficient_scope", scope="admin"`, Code: "insufficient_scope", Message: "from B"}
+		rejection := &wire.UpstreamRejection{Status: 403, Challenge: `Bearer error="insufficient_scope", scope="admin"`, Code: "insufficient_scope", Message: "from B"}
 		w := do(newAPI(t, io.Discard, withSource(failing(fmt.Errorf("x: %w", rejection)))), http.MethodGet, "/products", "Bearer "+goodToken)
 		e := errorBody(t, w.Body.String())
 		if w.Code != 403 || w.Header().Get("WWW-Authenticate") != rejection.Challenge || e.Error != "insufficient_scope" || e.Message != "from B" {
@@ -234,15 +235,15 @@ func TestSourceNotCalledWhenRefused(t *testing.T) {
 		t.Error("the source was called for a refused request")
 		return domain.Page{}, nil
 	}
-	peerRefused := func(*http.Request) (string, error) {
+	peerRefused := peerFunc(func(*http.Request) (string, error) {
 		return "spiffe://cluster.local/ns/default/sa/service-b", fmt.Errorf("%w: wrong workload", domain.ErrPeerForbidden)
-	}
+	})
 	h := newAPI(t, io.Discard, withSource(src))
 	for _, auth := range []string{"", "Bearer bad", "Bearer " + noScopeToken} {
 		do(h, http.MethodGet, "/products", auth)
 	}
 	refused := 0
-	withPeer := newAPI(t, io.Discard, withSource(src), func(c *httpapi.APIConfig) {
+	withPeer := newAPI(t, io.Discard, withSource(src), func(c *server.APIConfig) {
 		c.Peer = peerRefused
 		c.OnPeerRefused = func() { refused++ }
 	})
@@ -255,8 +256,8 @@ func TestSourceNotCalledWhenRefused(t *testing.T) {
 }
 
 func TestPeerAndTokenLayersAreIndependent(t *testing.T) {
-	allowed := func(*http.Request) (string, error) { return "spiffe://cluster.local/ns/default/sa/service-a", nil }
-	h := newAPI(t, io.Discard, func(c *httpapi.APIConfig) { c.Peer = allowed })
+	allowed := peerFunc(func(*http.Request) (string, error) { return "spiffe://cluster.local/ns/default/sa/service-a", nil })
+	h := newAPI(t, io.Discard, func(c *server.APIConfig) { c.Peer = allowed })
 	if w := do(h, http.MethodGet, "/products", "Bearer bad"); w.Code != 401 {
 		t.Fatalf("right workload, bad token: %d, want 401", w.Code)
 	}
@@ -308,7 +309,7 @@ func TestLogsReasonNeverToken(t *testing.T) {
 // error is an object with a reason and a detail, so a typed log store can
 // query error.reason across all of them.
 func TestEveryRefusalLogsOneShape(t *testing.T) {
-	rejection := &httpapi.UpstreamRejection{Status: 401, Challenge: `Bearer error="invalid_token"`, Code: "invalid_token", Message: "x"}
+	rejection := &wire.UpstreamRejection{Status: 401, Challenge: `Bearer error="invalid_token"`, Code: "invalid_token", Message: "x"}
 	cases := []struct {
 		name       string
 		opts       []apiOption
@@ -318,11 +319,11 @@ func TestEveryRefusalLogsOneShape(t *testing.T) {
 		{"missing token", nil, "/products", "", domain.ReasonMissing},
 		{"bad token", nil, "/products", "Bearer x", domain.ReasonBadSignature},
 		{"insufficient scope", nil, "/products", "Bearer " + noScopeToken, domain.ReasonInsufficientScope},
-		{"verifier not ready", []apiOption{func(c *httpapi.APIConfig) {
+		{"verifier not ready", []apiOption{func(c *server.APIConfig) {
 			c.Verifier = failingVerifier{fmt.Errorf("oidc: %w", domain.ErrVerifierNotReady)}
 		}}, "/products", "Bearer x", domain.ReasonNotReady},
-		{"peer refused", []apiOption{func(c *httpapi.APIConfig) {
-			c.Peer = func(*http.Request) (string, error) { return "spiffe://x/y", domain.ErrPeerForbidden }
+		{"peer refused", []apiOption{func(c *server.APIConfig) {
+			c.Peer = peerFunc(func(*http.Request) (string, error) { return "spiffe://x/y", domain.ErrPeerForbidden })
 		}}, "/products", "Bearer " + goodToken, "forbidden"},
 		{"bad paging", nil, "/products?limit=0", "Bearer " + goodToken, "invalid_request"},
 		{"not found", []apiOption{withSource(failing(domain.ErrNotFound))}, "/products/9", "Bearer " + goodToken, "not_found"},
@@ -360,27 +361,27 @@ func (f failingVerifier) Verify(context.Context, string) (domain.Principal, erro
 func TestEveryRequestIsObservedOnce(t *testing.T) {
 	var logs logbuf.Buffer
 	var mu sync.Mutex
-	var seen []httpapi.Outcome
-	h := newAPI(t, &logs, func(c *httpapi.APIConfig) {
-		c.Observe = func(_ context.Context, o httpapi.Outcome) {
+	var seen []server.Outcome
+	h := newAPI(t, &logs, func(c *server.APIConfig) {
+		c.Observe = func(_ context.Context, o server.Outcome) {
 			mu.Lock()
 			seen = append(seen, o)
 			mu.Unlock()
 		}
 	})
-	srv := startServer(t, h, httpapi.DefaultLimits(time.Second))
+	srv := startServer(t, h, server.DefaultLimits(time.Second))
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for _, tc := range []struct {
 		path       string
 		wantStatus int
 		wantRoute  string
 	}{
-		{"/products", 401, httpapi.RouteProducts},
-		{"/products/7", 401, httpapi.RouteProduct},
-		{"//products", http.StatusTemporaryRedirect, httpapi.RouteOther},
+		{"/products", 401, server.RouteProducts},
+		{"/products/7", 401, server.RouteProduct},
+		{"//products", http.StatusTemporaryRedirect, server.RouteOther},
 		// The mux names the route the cleaned path would take.
-		{"/x/../products", http.StatusTemporaryRedirect, httpapi.RouteProducts},
-		{"/nope", 404, httpapi.RouteOther},
+		{"/x/../products", http.StatusTemporaryRedirect, server.RouteProducts},
+		{"/nope", 404, server.RouteOther},
 	} {
 		mu.Lock()
 		seen = nil
@@ -454,7 +455,7 @@ func TestCallerCannotGrowTheLog(t *testing.T) {
 }
 
 func TestHeadAnswersLikeGetWithoutABody(t *testing.T) {
-	srv := startServer(t, newAPI(t, io.Discard), httpapi.DefaultLimits(time.Second))
+	srv := startServer(t, newAPI(t, io.Discard), server.DefaultLimits(time.Second))
 	for _, path := range []string{"/products", "/products/1"} {
 		lengths := map[string]string{}
 		for _, method := range []string{http.MethodGet, http.MethodHead} {

@@ -1,4 +1,4 @@
-package httpapi_test
+package client_test
 
 import (
 	"context"
@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/client"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/storetest"
 	"github.com/trustchain/trustchain/domain"
@@ -27,13 +29,13 @@ func withCreds() context.Context {
 	return domain.WithCredentials(context.Background(), domain.NewCredentials(token, "req-1"))
 }
 
-func newClient(tb testing.TB, url string, timeout time.Duration, edit ...func(*httpapi.ClientConfig)) *httpapi.Client {
+func newClient(tb testing.TB, url string, timeout time.Duration, edit ...func(*client.Config)) *client.Client {
 	tb.Helper()
-	cfg := httpapi.ClientConfig{URL: url, Timeout: timeout}
+	cfg := client.Config{URL: url, Timeout: timeout}
 	for _, e := range edit {
 		e(&cfg)
 	}
-	c, err := httpapi.NewClient(cfg)
+	c, err := client.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -74,8 +76,8 @@ func page(tb testing.TB, after int64, limit int) domain.PageRequest {
 // client must be as correct a source as the stores it stands in for.
 func TestClientContract(t *testing.T) {
 	storetest.RunProductSourceContract(t, func(tb testing.TB, products []domain.Product) (ports.ProductSource, context.Context) {
-		api := newAPI(tb, io.Discard, withSource(memory.New(products...)), func(c *httpapi.APIConfig) {
-			c.Paging = httpapi.Paging{DefaultLimit: 100, MaxLimit: domain.MaxPageLimit}
+		api := newAPI(tb, io.Discard, withSource(memory.New(products...)), func(c *server.APIConfig) {
+			c.Paging = server.Paging{DefaultLimit: 100, MaxLimit: domain.MaxPageLimit}
 			c.Verifier = tokenTable{token: domain.NewPrincipal("auth0|contract", []string{"read:products"})}
 		})
 		srv := httptest.NewServer(api)
@@ -233,7 +235,7 @@ func TestRefusalsFromTheNextHop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := serve(t, tt.handler)
 			_, err := newClient(t, s.URL, 5*time.Second).ListProducts(withCreds(), page(t, 0, 10))
-			var rej *httpapi.UpstreamRejection
+			var rej *wire.UpstreamRejection
 			if !errors.As(err, &rej) {
 				t.Fatalf("error = %v, want an UpstreamRejection", err)
 			}
@@ -284,7 +286,7 @@ func TestForwardsOnlyTheTokenAndTheRequestID(t *testing.T) {
 		got = r.Header.Clone()
 		answer(200, `[]`)(w, r)
 	})
-	client := newClient(t, s.URL, 5*time.Second, func(c *httpapi.ClientConfig) {
+	client := newClient(t, s.URL, 5*time.Second, func(c *client.Config) {
 		c.Propagate = func(_ context.Context, h http.Header) {
 			h.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		}
@@ -417,13 +419,13 @@ func TestReusesConnections(t *testing.T) {
 }
 
 func TestNewClientRejectsBadConfig(t *testing.T) {
-	for _, cfg := range []httpapi.ClientConfig{
+	for _, cfg := range []client.Config{
 		{URL: "ftp://x", Timeout: time.Second},
 		{URL: "http://", Timeout: time.Second},
 		{URL: "http://user:pw@x", Timeout: time.Second},
 		{URL: "http://x", Timeout: 0},
 	} {
-		if _, err := httpapi.NewClient(cfg); err == nil {
+		if _, err := client.New(cfg); err == nil {
 			t.Errorf("NewClient(%+v) accepted", cfg)
 		}
 	}
@@ -440,29 +442,29 @@ func TestObservedOutcomes(t *testing.T) {
 		wantStatus int
 		wantKind   string
 	}{
-		{"ok", serve(t, answer(200, `[]`)).URL, nil, 200, httpapi.KindNone},
-		{"not found is an answer", serve(t, answer(404, `{}`)).URL, nil, 404, httpapi.KindNone},
-		{"503", serve(t, answer(503, `{}`)).URL, nil, 503, httpapi.KindUnavailable},
-		{"504", serve(t, answer(504, `{}`)).URL, nil, 504, httpapi.KindTimeout},
-		{"500", serve(t, answer(500, `{}`)).URL, nil, 500, httpapi.KindBadResponse},
-		{"401", serve(t, answer(401, `{}`)).URL, nil, 401, httpapi.KindRejected},
-		{"403", serve(t, answer(403, `{}`)).URL, nil, 403, httpapi.KindRejected},
-		{"garbage", serve(t, answer(200, `nope`)).URL, nil, 200, httpapi.KindBadResponse},
-		{"refused", closedAddr(t), nil, 0, httpapi.KindConnection},
+		{"ok", serve(t, answer(200, `[]`)).URL, nil, 200, wire.KindNone},
+		{"not found is an answer", serve(t, answer(404, `{}`)).URL, nil, 404, wire.KindNone},
+		{"503", serve(t, answer(503, `{}`)).URL, nil, 503, wire.KindUnavailable},
+		{"504", serve(t, answer(504, `{}`)).URL, nil, 504, wire.KindTimeout},
+		{"500", serve(t, answer(500, `{}`)).URL, nil, 500, wire.KindBadResponse},
+		{"401", serve(t, answer(401, `{}`)).URL, nil, 401, wire.KindRejected},
+		{"403", serve(t, answer(403, `{}`)).URL, nil, 403, wire.KindRejected},
+		{"garbage", serve(t, answer(200, `nope`)).URL, nil, 200, wire.KindBadResponse},
+		{"refused", closedAddr(t), nil, 0, wire.KindConnection},
 		{"deadline", slow.URL, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(withCreds(), 50*time.Millisecond)
-		}, 0, httpapi.KindTimeout},
+		}, 0, wire.KindTimeout},
 		{"canceled", slow.URL, func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(withCreds())
 			time.AfterFunc(50*time.Millisecond, cancel)
 			return ctx, cancel
-		}, 0, httpapi.KindCanceled},
+		}, 0, wire.KindCanceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var mu sync.Mutex
 			var seen []string
-			client := newClient(t, tt.url, 5*time.Second, func(c *httpapi.ClientConfig) {
+			client := newClient(t, tt.url, 5*time.Second, func(c *client.Config) {
 				c.Observe = func(_ context.Context, status int, kind string, _ time.Duration) {
 					mu.Lock()
 					seen = append(seen, kind)

@@ -1,4 +1,4 @@
-package httpapi_test
+package server_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
@@ -69,26 +69,26 @@ func failing(err error) sourceFuncs {
 
 var fixed = time.Date(2025, 2, 12, 8, 0, 0, 0, time.UTC)
 
-type apiOption func(*httpapi.APIConfig)
+type apiOption func(*server.APIConfig)
 
 func newAPI(tb testing.TB, logs io.Writer, opts ...apiOption) http.Handler {
 	tb.Helper()
-	cfg := httpapi.APIConfig{
+	cfg := server.APIConfig{
 		Source:        memory.New(domain.SampleCatalogue()[0]),
 		Verifier:      tokens,
 		RequiredScope: "read:products",
-		Paging:        httpapi.Paging{DefaultLimit: 100, MaxLimit: 1000},
+		Paging:        server.Paging{DefaultLimit: 100, MaxLimit: 1000},
 		Clock:         ports.ClockFunc(func() time.Time { return fixed }),
 		Logger:        slog.New(slog.NewJSONHandler(logs, nil)),
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return httpapi.NewAPI(cfg)
+	return server.NewAPI(cfg)
 }
 
 func withSource(s ports.ProductSource) apiOption {
-	return func(c *httpapi.APIConfig) { c.Source = s }
+	return func(c *server.APIConfig) { c.Source = s }
 }
 
 func do(h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
@@ -102,9 +102,9 @@ func do(h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
 }
 
 // startServer serves h on loopback with the API's limits.
-func startServer(tb testing.TB, h http.Handler, limits httpapi.Limits) *httpapi.Server {
+func startServer(tb testing.TB, h http.Handler, limits server.Limits) *server.Server {
 	tb.Helper()
-	srv, err := httpapi.NewServer("api", "127.0.0.1:0", h, limits, nil, slog.New(slog.DiscardHandler))
+	srv, err := server.NewServer("api", "127.0.0.1:0", h, limits, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -116,3 +116,8 @@ func startServer(tb testing.TB, h http.Handler, limits httpapi.Limits) *httpapi.
 }
 
 func recorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+// peerFunc is a peer check written as a function.
+type peerFunc func(*http.Request) (string, error)
+
+func (f peerFunc) CheckPeer(r *http.Request) (string, error) { return f(r) }

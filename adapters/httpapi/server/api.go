@@ -1,4 +1,4 @@
-package httpapi
+package server
 
 import (
 	"context"
@@ -6,8 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
-	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/ports"
 )
 
@@ -20,7 +21,8 @@ type APIConfig struct {
 	Verifier ports.TokenVerifier
 	// RequiredScope, when set, must be granted by the token.
 	RequiredScope string
-	// Peer, when set, authorises the calling workload first.
+	// Peer, when set, names the calling workload on every request and
+	// refuses one it does not allow before the token is looked at.
 	Peer PeerCheck
 	// Envelope makes the answer the gateway's envelope instead of the bare
 	// array or product.
@@ -31,7 +33,7 @@ type APIConfig struct {
 	Clock ports.Clock
 	// Logger receives the access log.
 	Logger *slog.Logger
-	// Wrap, when set, decorates the whole API inside the request-id layer
+	// Wrap, when set, decorates the whole API inside the request-id and peer layers
 	// (tracing); after the inner handler returns, r.Pattern holds the
 	// route that matched.
 	Wrap func(http.Handler) http.Handler
@@ -45,94 +47,39 @@ type APIConfig struct {
 	OnPeerRefused func()
 }
 
-// NewAPI returns the handler for the API port: GET (and HEAD) on
-// /products and /products/{id}; a JSON 405 with Allow for other methods
+// NewAPI returns the handler for the API port: GET (and HEAD) on every
+// route of the table in routes.go, a JSON 405 with Allow for other methods
 // there, and a JSON 404 elsewhere.
 func NewAPI(cfg APIConfig) http.Handler {
 	h := handlers{source: cfg.Source, envelope: cfg.Envelope, paging: cfg.Paging, clock: cfg.Clock}
 	guard := func(next http.HandlerFunc) http.Handler {
 		var g http.Handler = authenticate(cfg.Verifier, cfg.RequiredScope, cfg.OnTokenCheck, next)
 		if cfg.Peer != nil {
-			g = authorizePeer(cfg.Peer, cfg.OnPeerRefused, g)
+			g = authorizePeer(cfg.OnPeerRefused, g)
 		}
 		return g
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET "+RouteProducts, guard(h.list))
-	mux.Handle("GET "+RouteProduct, guard(h.get))
-	mux.HandleFunc(RouteProducts, methodNotAllowed)
-	mux.HandleFunc(RouteProduct, methodNotAllowed)
+	for _, rt := range routes {
+		serve := rt.serve
+		mux.Handle("GET "+rt.pattern, guard(func(w http.ResponseWriter, r *http.Request) { serve(h, w, r) }))
+		mux.HandleFunc(rt.pattern, methodNotAllowed)
+	}
 	mux.HandleFunc("/", notFound)
 
 	var api http.Handler = observe(cfg.Logger, cfg.Observe, mux)
 	if cfg.Wrap != nil {
 		api = cfg.Wrap(api)
 	}
-	return withRequestID(api)
+	return withRequestID(identifyPeer(cfg.Peer, api))
 }
 
-type handlers struct {
-	source   ports.ProductSource
-	envelope bool
-	paging   Paging
-	clock    ports.Clock
-}
-
-func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	req, err := h.paging.pageRequest(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	page, err := h.source.ListProducts(sourceContext(r), req)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if link := nextLink(page); link != "" {
-		w.Header()["Link"] = []string{link}
-	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if h.envelope {
-		*buf = appendPageEnvelope(*buf, page, domain.NewEnvelope(h.clock.Now()))
-	} else {
-		*buf = appendProducts(*buf, page.Products())
-	}
-	writeBody(w, http.StatusOK, *buf)
-}
-
-func (h handlers) get(w http.ResponseWriter, r *http.Request) {
-	id, err := parseProductID(r.PathValue("id"))
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	p, err := h.source.GetProduct(sourceContext(r), id)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if h.envelope {
-		*buf = appendProductEnvelope(*buf, p, domain.NewEnvelope(h.clock.Now()))
-	} else {
-		*buf = appendProduct(*buf, p)
-	}
-	writeBody(w, http.StatusOK, *buf)
-}
-
-var allowed = []string{"GET, HEAD"}
-
-func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	w.Header()["Allow"] = allowed
-	writeProblem(w, r, problem{status: http.StatusMethodNotAllowed, code: "method_not_allowed",
-		message: r.Method + " is not allowed; use " + allowed[0]}, "")
-}
-
-func notFound(w http.ResponseWriter, r *http.Request) {
-	writeProblem(w, r, problem{status: http.StatusNotFound, code: "not_found", message: "no such resource"}, "")
+// Paging is how a hop reads ?limit=&after= on GET /products.
+type Paging struct {
+	// DefaultLimit is the page size when the request names none.
+	DefaultLimit int
+	// MaxLimit is the largest page a caller may ask for.
+	MaxLimit int
 }
 
 // writeError answers r with the status err maps to and records err for the
@@ -141,46 +88,46 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	state := stateFrom(r.Context())
 	state.err = err
 
-	var rejection *UpstreamRejection
+	var rejection *wire.UpstreamRejection
 	if errors.As(err, &rejection) {
 		// The next hop refused the caller: its answer goes back as it
 		// was, already checked by the client.
-		writeProblem(w, r, problem{status: rejection.Status, code: rejection.Code, message: rejection.Message}, rejection.Challenge)
+		writeProblem(w, r, wire.Problem{Status: rejection.Status, Code: rejection.Code, Message: rejection.Message}, rejection.Challenge)
 		return
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		w.WriteHeader(clientClosedRequest)
 		return
 	}
-	p := problemFor(err)
-	var mistake *requestError
-	if errors.As(err, &mistake) {
-		p.message = mistake.message
-	}
-	challenge := p.challenge
-	if p.status == http.StatusForbidden && challenge != "" && state.requiredScope != "" {
+	p := wire.ProblemFor(err)
+	challenge := p.Challenge
+	if p.Status == http.StatusForbidden && challenge != "" && state.requiredScope != "" {
 		challenge += `, scope="` + state.requiredScope + `"`
 	}
-	if p.status == http.StatusServiceUnavailable {
-		w.Header()["Retry-After"] = []string{retryAfterOf(err)}
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header()["Retry-After"] = []string{wire.RetryAfterOf(err)}
 	}
 	writeProblem(w, r, p, challenge)
 }
 
+// clientClosedRequest is nginx's status for a client that went away; it is
+// never seen by that client but keeps logs and metrics honest.
+const clientClosedRequest = 499
+
 // writeProblem writes an error body for p, naming the request id.
-func writeProblem(w http.ResponseWriter, r *http.Request, p problem, challenge string) {
+func writeProblem(w http.ResponseWriter, r *http.Request, p wire.Problem, challenge string) {
 	if challenge != "" {
 		w.Header()["Www-Authenticate"] = []string{challenge}
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	*buf = appendError(*buf, errorBody{code: p.code, message: p.message, requestID: stateFrom(r.Context()).requestID})
-	writeBody(w, p.status, *buf)
+	*buf = wire.AppendError(*buf, wire.ErrorBody{Code: p.Code, Message: p.Message, RequestID: stateFrom(r.Context()).requestID})
+	writeBody(w, p.Status, *buf)
 }
 
 // Header values shared by every answer; net/http never changes them.
 var (
-	contentTypeJSON = []string{"application/json"}
+	contentTypeJSON = []string{wire.ContentType}
 	noStore         = []string{"no-store"}
 	noSniff         = []string{"nosniff"}
 )
@@ -196,4 +143,20 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// buffers recycles the byte slices answers are built in. Slices that grew
+// past maxPooledBuffer (a huge page) are left to the GC rather than pinned.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const maxPooledBuffer = 256 << 10
+
+func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
+
+func putBuffer(b *[]byte) {
+	if cap(*b) > maxPooledBuffer {
+		return
+	}
+	*b = (*b)[:0]
+	buffers.Put(b)
 }

@@ -1,4 +1,8 @@
-package httpapi
+// Package client calls the next hop: it forwards the caller's verified
+// token and request id, bounds each call by the hop's budget, reads the
+// answer strictly through package wire, and turns every way the next hop
+// can fail into the domain error the table in wire names for it.
+package client
 
 import (
 	"context"
@@ -9,10 +13,10 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
 )
@@ -29,12 +33,10 @@ const (
 	maxChallengeLength = 512
 	// maxRelayedMessage caps the message of a refusal this hop passes on.
 	maxRelayedMessage = 256
-	// maxRetryAfter caps the Retry-After this hop passes on, in seconds.
-	maxRetryAfter = 3600
 )
 
-// ClientConfig configures a Client.
-type ClientConfig struct {
+// Config configures a Client.
+type Config struct {
 	// URL is the next hop's base URL, e.g. http://service-c:8080.
 	URL string
 	// Timeout bounds one call, including reading the body.
@@ -68,8 +70,8 @@ type Client struct {
 	observe   func(ctx context.Context, status int, kind string, elapsed time.Duration)
 }
 
-// NewClient returns a client for cfg.
-func NewClient(cfg ClientConfig) (*Client, error) {
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
 	base, err := url.Parse(cfg.URL)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || base.User != nil {
 		return nil, fmt.Errorf("upstream %q is not an http(s) URL", cfg.URL)
@@ -119,12 +121,12 @@ func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 // ListProducts asks the next hop for the page req names.
 func (c *Client) ListProducts(ctx context.Context, req domain.PageRequest) (domain.Page, error) {
 	var page domain.Page
-	err := c.call(ctx, ProductsPath, pageQuery(req), pageBodyLimit(req.Limit()), func(resp *http.Response, body io.Reader) error {
-		products, err := decodeProducts(body, req.Limit())
+	err := c.call(ctx, wire.ProductsPath, wire.PageQuery(req), wire.PageBodyLimit(req.Limit()), func(resp *http.Response, body io.Reader) error {
+		products, err := wire.DecodeProducts(body, req.Limit())
 		if err != nil {
 			return err
 		}
-		link, more, err := parseNextLink(resp.Header.Values("Link"))
+		link, more, err := wire.ParseNextLink(resp.Header.Values("Link"))
 		if err != nil {
 			return err
 		}
@@ -142,9 +144,9 @@ func (c *Client) ListProducts(ctx context.Context, req domain.PageRequest) (doma
 // GetProduct asks the next hop for one product.
 func (c *Client) GetProduct(ctx context.Context, id int64) (domain.Product, error) {
 	var p domain.Product
-	err := c.call(ctx, ProductsPath+"/"+strconv.FormatInt(id, 10), "", productBodyLimit, func(_ *http.Response, body io.Reader) error {
+	err := c.call(ctx, wire.ProductPath(id), "", wire.ProductBodyLimit, func(_ *http.Response, body io.Reader) error {
 		var err error
-		if p, err = decodeOneProduct(body); err != nil {
+		if p, err = wire.DecodeProduct(body); err != nil {
 			return err
 		}
 		if p.ID() != id {
@@ -164,7 +166,7 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	defer func() {
 		if c.observe != nil {
 			if kind == "" {
-				kind = outcomeKind(err)
+				kind = wire.OutcomeKind(err)
 			}
 			c.observe(ctx, status, kind, time.Since(start))
 		}
@@ -205,10 +207,10 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("call upstream: %w", readRejection(resp))
 	}
-	kind, upstream := upstreamError(resp.StatusCode)
+	kind, upstream := wire.UpstreamError(resp.StatusCode)
 	err = fmt.Errorf("call upstream: %w: status %d", upstream, resp.StatusCode)
-	if retry, ok := retryAfter(resp.Header); ok && errors.Is(upstream, domain.ErrSourceUnavailable) {
-		err = &retryAfterError{err: err, seconds: retry}
+	if retry, ok := wire.ParseRetryAfter(resp.Header); ok && errors.Is(upstream, domain.ErrSourceUnavailable) {
+		err = wire.WithRetryAfter(err, retry)
 	}
 	return err
 }
@@ -231,9 +233,12 @@ func (c *Client) newRequest(ctx context.Context, path, query string, creds domai
 		Header:     make(http.Header, 4),
 		Host:       u.Host,
 	}).WithContext(ctx)
-	req.Header["Authorization"] = []string{authorizationFor(ctx, creds)}
-	req.Header["Accept"] = contentTypeJSON
-	req.Header[HeaderRequestID] = []string{creds.RequestID()}
+	// Built from the verified token, never copied from the caller's
+	// request: this hop sends what it checked, in the one form every hop
+	// reads.
+	req.Header["Authorization"] = []string{"Bearer " + creds.Token()}
+	req.Header["Accept"] = acceptJSON
+	req.Header[wire.HeaderRequestID] = []string{creds.RequestID()}
 	if c.propagate != nil {
 		c.propagate(ctx, req.Header)
 	}
@@ -252,44 +257,32 @@ func (c *Client) contextError(parent, call context.Context) error {
 	return nil
 }
 
+// acceptJSON is every request's Accept; net/http never changes it.
+var acceptJSON = []string{wire.ContentType}
+
 // expectJSON refuses an answer that does not say it is JSON: an HTML error
 // page from a proxy must not be read as a product list.
 func expectJSON(h http.Header) error {
-	if v := h["Content-Type"]; len(v) == 1 && v[0] == contentTypeJSON[0] {
+	if v := h["Content-Type"]; len(v) == 1 && v[0] == wire.ContentType {
 		return nil // what every hop sends; the general parse allocates
 	}
 	mediaType, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	if err != nil || mediaType != "application/json" {
-		return fmt.Errorf("content type %q is not application/json", truncate(h.Get("Content-Type"), 64))
+	if err != nil || mediaType != wire.ContentType {
+		return fmt.Errorf("content type %q is not application/json", wire.Truncate(h.Get("Content-Type"), 64))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return fmt.Errorf("charset %q is not utf-8", truncate(cs, 32))
+		return fmt.Errorf("charset %q is not utf-8", wire.Truncate(cs, 32))
 	}
 	return nil
 }
 
-// UpstreamRejection is the next hop refusing the caller (401 or 403). The
-// hop passes it back as it came, once checked: a well-formed, short
-// challenge and the JSON error shape. Anything else of the next hop's is
-// replaced by this hop's own answer for the same status.
-type UpstreamRejection struct {
-	Status    int
-	Challenge string
-	Code      string
-	Message   string
-}
-
-func (e *UpstreamRejection) Error() string {
-	return fmt.Sprintf("upstream refused the request: %d %s", e.Status, e.Code)
-}
-
 // readRejection reads a 401 or 403 from the next hop.
-func readRejection(resp *http.Response) *UpstreamRejection {
-	own := problemFor(domain.ErrTokenInvalid)
+func readRejection(resp *http.Response) *wire.UpstreamRejection {
+	own := wire.ProblemFor(domain.ErrTokenInvalid)
 	if resp.StatusCode == http.StatusForbidden {
-		own = problemFor(domain.ErrPeerForbidden)
+		own = wire.ProblemFor(domain.ErrPeerForbidden)
 	}
-	rejection := &UpstreamRejection{Status: resp.StatusCode, Challenge: own.challenge, Code: own.code, Message: own.message}
+	rejection := &wire.UpstreamRejection{Status: resp.StatusCode, Challenge: own.Challenge, Code: own.Code, Message: own.Message}
 
 	challenges := resp.Header.Values("WWW-Authenticate")
 	challenge := ""
@@ -302,22 +295,12 @@ func readRejection(resp *http.Response) *UpstreamRejection {
 	if expectJSON(resp.Header) != nil {
 		return rejection
 	}
-	body, err := decodeError(http.MaxBytesReader(nil, resp.Body, maxErrorBody))
-	if err != nil || !knownRefusal(resp.StatusCode, body.code) || len(body.message) > maxRelayedMessage {
+	body, err := wire.DecodeError(http.MaxBytesReader(nil, resp.Body, maxErrorBody))
+	if err != nil || !wire.KnownRefusal(resp.StatusCode, body.Code) || len(body.Message) > maxRelayedMessage {
 		return rejection
 	}
-	rejection.Challenge, rejection.Code, rejection.Message = challenge, body.code, body.message
+	rejection.Challenge, rejection.Code, rejection.Message = challenge, body.Code, body.Message
 	return rejection
-}
-
-// knownRefusal reports whether code is one the table answers status with.
-func knownRefusal(status int, code string) bool {
-	for _, p := range problems {
-		if p.status == status && p.code == code {
-			return true
-		}
-	}
-	return false
 }
 
 // validChallenge accepts an empty challenge or a short RFC 6750 one:
@@ -357,37 +340,4 @@ func validAuthParam(param string) bool {
 		}
 	}
 	return true
-}
-
-// retryAfterError carries the next hop's Retry-After up, so a 503 stays a
-// 503 with the same advice at every hop.
-type retryAfterError struct {
-	err     error
-	seconds int
-}
-
-func (e *retryAfterError) Error() string { return e.err.Error() }
-func (e *retryAfterError) Unwrap() error { return e.err }
-
-// retryAfter reads a delta-seconds Retry-After; an HTTP date or anything
-// odd is ignored (this hop then advises its own default).
-func retryAfter(h http.Header) (int, bool) {
-	v := h.Get("Retry-After")
-	if v == "" || len(v) > 5 {
-		return 0, false
-	}
-	n, ok := parseDecimal(v)
-	if !ok || n < 0 {
-		return 0, false
-	}
-	return int(min(n, maxRetryAfter)), true
-}
-
-// retryAfterOf is the Retry-After for a 503 answer of err.
-func retryAfterOf(err error) string {
-	var r *retryAfterError
-	if errors.As(err, &r) {
-		return strconv.Itoa(r.seconds)
-	}
-	return "1"
 }

@@ -1,4 +1,4 @@
-package httpapi_test
+package server_test
 
 import (
 	"bufio"
@@ -13,12 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/httpapi"
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/domain"
 )
 
 func TestHeaderTooLargeIs431(t *testing.T) {
-	srv := startServer(t, newAPI(t, io.Discard), httpapi.DefaultLimits(time.Second))
+	srv := startServer(t, newAPI(t, io.Discard), server.DefaultLimits(time.Second))
 	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/products", nil)
 	req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
 	resp, err := http.DefaultClient.Do(req)
@@ -33,7 +34,7 @@ func TestHeaderTooLargeIs431(t *testing.T) {
 
 func TestWriteTimeoutFollowsTheBudget(t *testing.T) {
 	for _, budget := range []time.Duration{time.Second, 8 * time.Second} {
-		if got := httpapi.DefaultLimits(budget).WriteTimeout; got <= budget {
+		if got := server.DefaultLimits(budget).WriteTimeout; got <= budget {
 			t.Errorf("budget %s: write timeout %s does not leave room to answer", budget, got)
 		}
 	}
@@ -47,7 +48,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		<-release
 		return seedStore.ListProducts(ctx, req)
 	}}
-	srv, err := httpapi.NewServer("api", "127.0.0.1:0", newAPI(t, io.Discard, withSource(slow)), httpapi.DefaultLimits(time.Second), nil, slog.New(slog.DiscardHandler))
+	srv, err := server.NewServer("api", "127.0.0.1:0", newAPI(t, io.Discard, withSource(slow)), server.DefaultLimits(time.Second), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 // new client is still served promptly.
 func TestIdleSocketsCannotStarveNewClients(t *testing.T) {
 	const maxConns = 20
-	limits := httpapi.DefaultLimits(time.Second)
+	limits := server.DefaultLimits(time.Second)
 	limits.MaxConns = maxConns
 	srv := startServer(t, newAPI(t, io.Discard), limits)
 
@@ -120,55 +121,55 @@ func TestIdleSocketsCannotStarveNewClients(t *testing.T) {
 func TestAdmin(t *testing.T) {
 	mysqlDown := errors.New(`dial tcp 127.0.0.1:3306: connect: connection refused`)
 	oidcWrong := errors.New(`issuer mismatch: discovery says "https://x/", configured "https://x"`)
-	admin := httpapi.NewAdmin(httpapi.AdminConfig{
-		Checks: map[string]httpapi.ReadyCheck{
+	admin := server.NewAdmin(server.AdminConfig{
+		Checks: map[string]server.ReadyCheck{
 			"oidc":  func(context.Context) error { return oidcWrong },
 			"mysql": func(context.Context) error { return mysqlDown },
 		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("metrics")) }),
 	})
-	if w := do(admin, http.MethodGet, httpapi.HealthzPath, ""); w.Code != 200 {
+	if w := do(admin, http.MethodGet, wire.HealthzPath, ""); w.Code != 200 {
 		t.Fatalf("healthz = %d", w.Code)
 	}
-	w := do(admin, http.MethodGet, httpapi.ReadyzPath, "")
+	w := do(admin, http.MethodGet, wire.ReadyzPath, "")
 	want := `{"status":"not ready","failed":{"mysql":"dial tcp 127.0.0.1:3306: connect: connection refused","oidc":"issuer mismatch: discovery says \"https://x/\", configured \"https://x\""}}`
 	if w.Code != 503 || w.Body.String() != want+"\n" {
 		t.Fatalf("readyz = %d %s\nwant 503 %s", w.Code, w.Body, want)
 	}
 	oidcWrong, mysqlDown = nil, nil
-	if w := do(admin, http.MethodGet, httpapi.ReadyzPath, ""); w.Code != 200 || w.Body.String() != `{"status":"ready","checks":["mysql","oidc"]}`+"\n" {
+	if w := do(admin, http.MethodGet, wire.ReadyzPath, ""); w.Code != 200 || w.Body.String() != `{"status":"ready","checks":["mysql","oidc"]}`+"\n" {
 		t.Fatalf("readyz = %d %s", w.Code, w.Body)
 	}
-	if w := do(admin, http.MethodGet, httpapi.MetricsPath, ""); w.Body.String() != "metrics" {
+	if w := do(admin, http.MethodGet, wire.MetricsPath, ""); w.Body.String() != "metrics" {
 		t.Fatalf("metrics = %s", w.Body)
 	}
-	if w := do(admin, http.MethodGet, httpapi.PprofPath, ""); w.Code != 404 {
+	if w := do(admin, http.MethodGet, wire.PprofPath, ""); w.Code != 404 {
 		t.Fatalf("pprof without --pprof = %d, want 404", w.Code)
 	}
 	admin.Drain()
-	if w := do(admin, http.MethodGet, httpapi.ReadyzPath, ""); w.Code != 503 {
+	if w := do(admin, http.MethodGet, wire.ReadyzPath, ""); w.Code != 503 {
 		t.Fatalf("readyz while draining = %d", w.Code)
 	}
-	if w := do(admin, http.MethodGet, httpapi.HealthzPath, ""); w.Code != 200 {
+	if w := do(admin, http.MethodGet, wire.HealthzPath, ""); w.Code != 200 {
 		t.Fatalf("healthz while draining = %d: the process is still alive", w.Code)
 	}
 }
 
 func TestReadinessCausesAreBounded(t *testing.T) {
-	admin := httpapi.NewAdmin(httpapi.AdminConfig{Checks: map[string]httpapi.ReadyCheck{
+	admin := server.NewAdmin(server.AdminConfig{Checks: map[string]server.ReadyCheck{
 		"mysql": func(context.Context) error { return errors.New(strings.Repeat("x", 10_000)) },
 	}})
-	if w := do(admin, http.MethodGet, httpapi.ReadyzPath, ""); w.Code != 503 || w.Body.Len() > 400 {
+	if w := do(admin, http.MethodGet, wire.ReadyzPath, ""); w.Code != 503 || w.Body.Len() > 400 {
 		t.Fatalf("readyz = %d with %d bytes", w.Code, w.Body.Len())
 	}
 }
 
 func TestPprofOnlyWhenAsked(t *testing.T) {
-	admin := httpapi.NewAdmin(httpapi.AdminConfig{Pprof: true})
-	if w := do(admin, http.MethodGet, httpapi.PprofPath, ""); w.Code != 200 || !strings.Contains(w.Body.String(), "goroutine") {
+	admin := server.NewAdmin(server.AdminConfig{Pprof: true})
+	if w := do(admin, http.MethodGet, wire.PprofPath, ""); w.Code != 200 || !strings.Contains(w.Body.String(), "goroutine") {
 		t.Fatalf("pprof index = %d", w.Code)
 	}
-	if w := do(newAPI(t, io.Discard), http.MethodGet, httpapi.PprofPath, ""); w.Code != 404 {
+	if w := do(newAPI(t, io.Discard), http.MethodGet, wire.PprofPath, ""); w.Code != 404 {
 		t.Fatalf("the API port serves pprof: %d", w.Code)
 	}
 }

@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 import (
 	"errors"
@@ -31,15 +31,16 @@ import (
 // follow the page size instead of being a guess.
 const maxProductBytes = 19 + 2 + 12*domain.MaxNameLength + 16 + 64
 
-// pageBodyLimit is the most bytes a page of limit products may take.
-func pageBodyLimit(limit int) int64 {
+// PageBodyLimit is the most bytes a page of limit products may take.
+func PageBodyLimit(limit int) int64 {
 	return int64(limit)*(maxProductBytes+1) + 64
 }
 
-// productBodyLimit is the most bytes one product answer may take.
-const productBodyLimit = maxProductBytes + 64
+// ProductBodyLimit is the most bytes one product answer may take.
+const ProductBodyLimit = maxProductBytes + 64
 
-func appendProduct(dst []byte, p domain.Product) []byte {
+// AppendProduct appends p as {"id":…,"name":…,"price":…}.
+func AppendProduct(dst []byte, p domain.Product) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = strconv.AppendInt(dst, p.ID(), 10)
 	dst = append(dst, `,"name":`...)
@@ -50,28 +51,30 @@ func appendProduct(dst []byte, p domain.Product) []byte {
 	return append(dst, '}')
 }
 
-func appendProducts(dst []byte, products []domain.Product) []byte {
+// AppendProducts appends a page's products as a JSON array, [] when empty.
+func AppendProducts(dst []byte, products []domain.Product) []byte {
 	dst = append(dst, '[')
 	for i, p := range products {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendProduct(dst, p)
+		dst = AppendProduct(dst, p)
 	}
 	return append(dst, ']')
 }
 
-// appendEnvelope writes the gateway's answer: products (a page) or one
-// product, beside the envelope's metadata.
-func appendPageEnvelope(dst []byte, page domain.Page, env domain.Envelope) []byte {
+// AppendPageEnvelope writes the gateway's answer for a page: its products
+// beside the envelope's metadata.
+func AppendPageEnvelope(dst []byte, page domain.Page, env domain.Envelope) []byte {
 	dst = append(dst, `{"products":`...)
-	dst = appendProducts(dst, page.Products())
+	dst = AppendProducts(dst, page.Products())
 	return appendMetadata(dst, env)
 }
 
-func appendProductEnvelope(dst []byte, p domain.Product, env domain.Envelope) []byte {
+// AppendProductEnvelope writes the gateway's answer for one product.
+func AppendProductEnvelope(dst []byte, p domain.Product, env domain.Envelope) []byte {
 	dst = append(dst, `{"product":`...)
-	dst = appendProduct(dst, p)
+	dst = AppendProduct(dst, p)
 	return appendMetadata(dst, env)
 }
 
@@ -81,37 +84,22 @@ func appendMetadata(dst []byte, env domain.Envelope) []byte {
 	return append(dst, '}')
 }
 
-// errorBody is the JSON body of every error answer.
-type errorBody struct {
-	code, message, requestID string
+// ErrorBody is the JSON body of every error answer.
+type ErrorBody struct {
+	Code, Message, RequestID string
 }
 
-func appendError(dst []byte, e errorBody) []byte {
+// AppendError appends e; request_id is left out when empty.
+func AppendError(dst []byte, e ErrorBody) []byte {
 	dst = append(dst, `{"error":`...)
-	dst, _ = jsontext.AppendQuote(dst, e.code)
+	dst, _ = jsontext.AppendQuote(dst, e.Code)
 	dst = append(dst, `,"message":`...)
-	dst, _ = jsontext.AppendQuote(dst, e.message)
-	if e.requestID != "" {
+	dst, _ = jsontext.AppendQuote(dst, e.Message)
+	if e.RequestID != "" {
 		dst = append(dst, `,"request_id":`...)
-		dst, _ = jsontext.AppendQuote(dst, e.requestID)
+		dst, _ = jsontext.AppendQuote(dst, e.RequestID)
 	}
 	return append(dst, '}')
-}
-
-// buffers recycles the byte slices answers are built in. Slices that grew
-// past maxPooledBuffer (a huge page) are left to the GC rather than pinned.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
-
-const maxPooledBuffer = 256 << 10
-
-func getBuffer() *[]byte { return buffers.Get().(*[]byte) }
-
-func putBuffer(b *[]byte) {
-	if cap(*b) > maxPooledBuffer {
-		return
-	}
-	*b = (*b)[:0]
-	buffers.Put(b)
 }
 
 // decoders recycles jsontext decoders and their read buffers.
@@ -137,9 +125,9 @@ func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 var errTrailingData = errors.New("trailing data after the JSON value")
 
-// decodeProducts reads a JSON array of at most limit products and nothing
+// DecodeProducts reads a JSON array of at most limit products and nothing
 // after it.
-func decodeProducts(r io.Reader, limit int) ([]domain.Product, error) {
+func DecodeProducts(r io.Reader, limit int) ([]domain.Product, error) {
 	dec := getDecoder(r)
 	defer putDecoder(dec)
 	if err := expectDelim(dec, '['); err != nil {
@@ -152,7 +140,7 @@ func decodeProducts(r io.Reader, limit int) ([]domain.Product, error) {
 		if len(products) == limit {
 			return nil, fmt.Errorf("more than the %d products asked for", limit)
 		}
-		p, err := decodeProduct(dec)
+		p, err := readProduct(dec)
 		if err != nil {
 			return nil, fmt.Errorf("product %d: %w", len(products), err)
 		}
@@ -164,20 +152,20 @@ func decodeProducts(r io.Reader, limit int) ([]domain.Product, error) {
 	return products, expectEnd(dec)
 }
 
-// decodeOneProduct reads a single product object and nothing after it.
-func decodeOneProduct(r io.Reader) (domain.Product, error) {
+// DecodeProduct reads a single product object and nothing after it.
+func DecodeProduct(r io.Reader) (domain.Product, error) {
 	dec := getDecoder(r)
 	defer putDecoder(dec)
-	p, err := decodeProduct(dec)
+	p, err := readProduct(dec)
 	if err != nil {
 		return domain.Product{}, err
 	}
 	return p, expectEnd(dec)
 }
 
-// decodeProduct reads {"id":…,"name":…,"price":…}: each field exactly once,
+// readProduct reads {"id":…,"name":…,"price":…}: each field exactly once,
 // no other field, and the values through the domain's own checks.
-func decodeProduct(dec *jsontext.Decoder) (domain.Product, error) {
+func readProduct(dec *jsontext.Decoder) (domain.Product, error) {
 	if err := expectDelim(dec, '{'); err != nil {
 		return domain.Product{}, err
 	}
@@ -207,7 +195,7 @@ func decodeProduct(dec *jsontext.Decoder) (domain.Product, error) {
 			price, err = readPrice(dec)
 			havePrice = true
 		default:
-			err = fmt.Errorf("unknown field %s", truncate(string(field), 32))
+			err = fmt.Errorf("unknown field %s", Truncate(string(field), 32))
 		}
 		if err != nil {
 			return domain.Product{}, err
@@ -229,7 +217,7 @@ func readID(dec *jsontext.Decoder) (int64, error) {
 	}
 	id, ok := parseID(v)
 	if !ok {
-		return 0, fmt.Errorf("id %s is not a positive integer", truncate(string(v), 32))
+		return 0, fmt.Errorf("id %s is not a positive integer", Truncate(string(v), 32))
 	}
 	return id, nil
 }
@@ -291,11 +279,11 @@ func expectEnd(dec *jsontext.Decoder) error {
 	return nil
 }
 
-// decodeError reads an error body {"error","message"[,"request_id"]}.
-func decodeError(r io.Reader) (errorBody, error) {
+// DecodeError reads an error body {"error","message"[,"request_id"]}.
+func DecodeError(r io.Reader) (ErrorBody, error) {
 	dec := getDecoder(r)
 	defer putDecoder(dec)
-	var e errorBody
+	var e ErrorBody
 	if err := expectDelim(dec, '{'); err != nil {
 		return e, err
 	}
@@ -309,13 +297,13 @@ func decodeError(r io.Reader) (errorBody, error) {
 		var dst *string
 		switch string(field) {
 		case `"error"`:
-			dst = &e.code
+			dst = &e.Code
 		case `"message"`:
-			dst = &e.message
+			dst = &e.Message
 		case `"request_id"`:
-			dst = &e.requestID
+			dst = &e.RequestID
 		default:
-			return e, fmt.Errorf("unknown field %s", truncate(string(field), 32))
+			return e, fmt.Errorf("unknown field %s", Truncate(string(field), 32))
 		}
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -329,15 +317,15 @@ func decodeError(r io.Reader) (errorBody, error) {
 	if err := expectDelim(dec, '}'); err != nil {
 		return e, err
 	}
-	if e.code == "" || e.message == "" {
+	if e.Code == "" || e.Message == "" {
 		return e, errors.New("an error body needs error and message")
 	}
 	return e, expectEnd(dec)
 }
 
-// truncate bounds text taken from the network before it reaches a log or
+// Truncate bounds text taken from the network before it reaches a log or
 // an error, keeping it valid UTF-8.
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

@@ -1,4 +1,4 @@
-package httpapi
+package server
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 )
 
 // ReadyCheck reports whether one dependency can serve; its error says why
@@ -42,19 +44,19 @@ func NewAdmin(cfg AdminConfig) *Admin {
 		a.names = append(a.names, name)
 	}
 	slices.Sort(a.names)
-	a.mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, r *http.Request) {
+	a.mux.HandleFunc("GET "+wire.HealthzPath, func(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	})
-	a.mux.HandleFunc("GET "+ReadyzPath, a.ready)
+	a.mux.HandleFunc("GET "+wire.ReadyzPath, a.ready)
 	if cfg.Metrics != nil {
-		a.mux.Handle("GET "+MetricsPath, cfg.Metrics)
+		a.mux.Handle("GET "+wire.MetricsPath, cfg.Metrics)
 	}
 	if cfg.Pprof {
-		a.mux.HandleFunc(PprofPath, pprof.Index)
-		a.mux.HandleFunc(PprofPath+"cmdline", pprof.Cmdline)
-		a.mux.HandleFunc(PprofPath+"profile", pprof.Profile)
-		a.mux.HandleFunc(PprofPath+"symbol", pprof.Symbol)
-		a.mux.HandleFunc(PprofPath+"trace", pprof.Trace)
+		a.mux.HandleFunc(wire.PprofPath, pprof.Index)
+		a.mux.HandleFunc(wire.PprofPath+"cmdline", pprof.Cmdline)
+		a.mux.HandleFunc(wire.PprofPath+"profile", pprof.Profile)
+		a.mux.HandleFunc(wire.PprofPath+"symbol", pprof.Symbol)
+		a.mux.HandleFunc(wire.PprofPath+"trace", pprof.Trace)
 	}
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, http.StatusNotFound, []byte(`{"error":"not_found","message":"no such resource"}`))
@@ -87,7 +89,7 @@ func (a *Admin) ready(w http.ResponseWriter, r *http.Request) {
 	var failed []string // name, cause, name, cause…
 	for _, name := range a.names {
 		if err := a.checks[name](ctx); err != nil {
-			failed = append(failed, name, truncate(err.Error(), maxCauseLength))
+			failed = append(failed, name, wire.Truncate(err.Error(), maxCauseLength))
 		}
 	}
 	body := []byte(`{"status":`)

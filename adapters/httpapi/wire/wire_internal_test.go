@@ -1,15 +1,12 @@
-package httpapi
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/trustchain/trustchain/domain"
 )
@@ -38,14 +35,14 @@ func TestWireShapes(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"product", appendProduct(nil, laptop), `{"id":1,"name":"Laptop","price":1000}`},
-		{"the seed's answer", appendPageEnvelope(nil, one, domain.NewEnvelope(at)),
+		{"product", AppendProduct(nil, laptop), `{"id":1,"name":"Laptop","price":1000}`},
+		{"the seed's answer", AppendPageEnvelope(nil, one, domain.NewEnvelope(at)),
 			`{"products":[{"id":1,"name":"Laptop","price":1000}],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
-		{"empty is [] not null", appendPageEnvelope(nil, empty, domain.NewEnvelope(at)),
+		{"empty is [] not null", AppendPageEnvelope(nil, empty, domain.NewEnvelope(at)),
 			`{"products":[],"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
-		{"one product at A", appendProductEnvelope(nil, laptop, domain.NewEnvelope(at)),
+		{"one product at A", AppendProductEnvelope(nil, laptop, domain.NewEnvelope(at)),
 			`{"product":{"id":1,"name":"Laptop","price":1000},"serviceA_metadata":"request processed at 2025-02-12T08:00:00Z"}`},
-		{"error", appendError(nil, errorBody{code: "not_found", message: `no "such" product`, requestID: "r-1"}),
+		{"error", AppendError(nil, ErrorBody{Code: "not_found", Message: `no "such" product`, RequestID: "r-1"}),
 			`{"error":"not_found","message":"no \"such\" product","request_id":"r-1"}`},
 	}
 	for _, tt := range tests {
@@ -66,7 +63,7 @@ func TestProductEncodingMatchesEncodingJSON(t *testing.T) {
 		strings.Repeat("é", domain.MaxNameLength),
 	} {
 		p := product(t, 42, name, "19.99")
-		got := appendProduct(nil, p)
+		got := AppendProduct(nil, p)
 		var back struct {
 			ID    int64       `json:"id"`
 			Name  string      `json:"name"`
@@ -92,10 +89,10 @@ func TestBodyCapsFollowThePage(t *testing.T) {
 		t.Fatalf("a fully escaped product takes %d bytes, maxProductBytes is %d", len(worst), maxProductBytes)
 	}
 	page := "[" + strings.TrimSuffix(strings.Repeat(worst+",", 1000), ",") + "]"
-	if int64(len(page)) > pageBodyLimit(1000) {
-		t.Fatalf("a full page of 1000 takes %d bytes, the cap is %d", len(page), pageBodyLimit(1000))
+	if int64(len(page)) > PageBodyLimit(1000) {
+		t.Fatalf("a full page of 1000 takes %d bytes, the cap is %d", len(page), PageBodyLimit(1000))
 	}
-	products, err := decodeProducts(strings.NewReader(page), 1000)
+	products, err := DecodeProducts(strings.NewReader(page), 1000)
 	if err != nil || len(products) != 1000 {
 		t.Fatalf("decode the worst page: %d, %v", len(products), err)
 	}
@@ -118,14 +115,14 @@ func seedProducts(f *testing.F) {
 func FuzzDecodeProducts(f *testing.F) {
 	seedProducts(f)
 	f.Fuzz(func(t *testing.T, body string) {
-		products, err := decodeProducts(strings.NewReader(body), 100)
+		products, err := DecodeProducts(strings.NewReader(body), 100)
 		if err != nil {
 			return
 		}
 		if !json.Valid([]byte(body)) {
 			t.Fatalf("accepted invalid JSON %q", body)
 		}
-		again, err := decodeProducts(bytes.NewReader(appendProducts(nil, products)), 100)
+		again, err := DecodeProducts(bytes.NewReader(AppendProducts(nil, products)), 100)
 		if err != nil || len(again) != len(products) {
 			t.Fatalf("re-encoding %q does not decode: %v", body, err)
 		}
@@ -142,8 +139,8 @@ func FuzzDecodeError(f *testing.F) {
 	f.Add(`{"error":"a","message":"b","debug":1}`)
 	f.Add(`<html>`)
 	f.Fuzz(func(t *testing.T, body string) {
-		e, err := decodeError(strings.NewReader(body))
-		if err == nil && (e.code == "" || e.message == "" || !json.Valid([]byte(body))) {
+		e, err := DecodeError(strings.NewReader(body))
+		if err == nil && (e.Code == "" || e.Message == "" || !json.Valid([]byte(body))) {
 			t.Fatalf("accepted %q as %+v", body, e)
 		}
 	})
@@ -160,63 +157,12 @@ func FuzzParseNextLink(f *testing.F) {
 	f.Add(`</products?after=-0&limit=1>; rel="next"`)
 	f.Add(`</products?after=1&limit=99999>; rel="next"`)
 	f.Fuzz(func(t *testing.T, header string) {
-		req, ok, err := parseNextLink([]string{header})
+		req, ok, err := ParseNextLink([]string{header})
 		if err != nil {
 			return
 		}
 		if !ok || !linkForm.MatchString(header) || req.Limit() < 1 || req.Limit() > domain.MaxPageLimit || req.After() < 0 {
 			t.Fatalf("accepted %q as %+v", header, req)
-		}
-	})
-}
-
-// FuzzChallenge: a challenge passed on is short, printable, one line, and
-// a Bearer challenge.
-func FuzzChallenge(f *testing.F) {
-	f.Add(`Bearer error="invalid_token"`)
-	f.Add(`Bearer error="insufficient_scope", scope="read:products"`)
-	f.Add("Bearer error=\"x\r\nSet-Cookie: a=b\"")
-	f.Fuzz(func(t *testing.T, c string) {
-		if !validChallenge(c) {
-			return
-		}
-		if len(c) > maxChallengeLength || (c != "" && !strings.HasPrefix(c, "Bearer")) || strings.ContainsAny(c, "\r\n\x00") || !utf8.ValidString(c) {
-			t.Fatalf("passed on %q", c)
-		}
-	})
-}
-
-// FuzzRequestID: an id taken from a caller is short and plain.
-func FuzzRequestID(f *testing.F) {
-	f.Add("0b8f2c8e-7a8e-4d6a-9f0e-3f2b1c2d4e5f")
-	f.Add("a b")
-	f.Add(strings.Repeat("a", 129))
-	safe := regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	f.Fuzz(func(t *testing.T, id string) {
-		if validRequestID(id) && !safe.MatchString(id) {
-			t.Fatalf("accepted %q", id)
-		}
-	})
-}
-
-// FuzzBearerToken: the Authorization header yields a token with no spaces,
-// or a refusal that is missing or a malformed token, never anything else.
-func FuzzBearerToken(f *testing.F) {
-	f.Add("Bearer abc.def.ghi")
-	f.Add("bearer  x")
-	f.Add("Basic dXNlcjpwYXNz")
-	f.Add("Bearer a b")
-	f.Fuzz(func(t *testing.T, header string) {
-		r, _ := http.NewRequest(http.MethodGet, "/products", nil)
-		r.Header["Authorization"] = []string{header}
-		tok, err := bearerToken(r)
-		switch {
-		case err == nil:
-			if tok == "" || strings.ContainsAny(tok, " \t") || !strings.Contains(header, tok) {
-				t.Fatalf("%q gave token %q", header, tok)
-			}
-		case !errors.Is(err, domain.ErrTokenMissing) && !errors.Is(err, domain.ErrTokenInvalid):
-			t.Fatalf("%q: unexpected error %v", header, err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package httpapi
+package server
 
 import (
 	"context"
@@ -9,13 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
 )
-
-// HeaderRequestID carries the id a user can quote, on every request between
-// the hops and on every answer.
-const HeaderRequestID = "X-Request-Id"
 
 // requestState is what one request's log line and metrics report, filled
 // in by the layers as they learn it. One per request, reached through the
@@ -23,12 +20,11 @@ const HeaderRequestID = "X-Request-Id"
 type requestState struct {
 	requestID   string
 	credentials domain.Credentials // set once the token is verified
-	// authorization is the caller's Authorization header when it is exactly
-	// "Bearer " and the verified token: the next hop's request reuses it
-	// instead of building the same long string again.
-	authorization string
-	subject       string
-	peer          string
+	subject     string
+	peer        string
+	// peerErr is the peer check's refusal, acted on by the routes that
+	// check peers.
+	peerErr       error
 	requiredScope string
 	err           error
 }
@@ -68,18 +64,13 @@ func validRequestID(id string) bool {
 // answer, whatever the answer turns out to be.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(HeaderRequestID)
-		if !validRequestID(id) || len(r.Header[HeaderRequestID]) > 1 {
+		id := r.Header.Get(wire.HeaderRequestID)
+		if !validRequestID(id) || len(r.Header[wire.HeaderRequestID]) > 1 {
 			id = uuid.NewString()
-			r.Header[HeaderRequestID] = []string{id}
+			r.Header[wire.HeaderRequestID] = []string{id}
 		}
-		w.Header()[HeaderRequestID] = []string{id}
+		w.Header()[wire.HeaderRequestID] = []string{id}
 		state := &requestState{requestID: id}
-		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && len(r.TLS.PeerCertificates[0].URIs) == 1 {
-			// Native mTLS: the handshake already verified and authorized
-			// this identity; the log names it, as it names XFCC callers.
-			state.peer = r.TLS.PeerCertificates[0].URIs[0].String()
-		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, state)))
 	})
 }
@@ -119,7 +110,7 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 		if report != nil {
 			o := Outcome{Route: route, Status: status, Elapsed: elapsed, RequestID: state.requestID}
 			if state.err != nil {
-				o.Reason = reasonFor(state.err)
+				o.Reason = wire.ReasonFor(state.err)
 			}
 			report(r.Context(), o)
 		}
@@ -136,7 +127,7 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 		attrs := make([]slog.Attr, 0, 10)
 		attrs = append(attrs,
 			slog.String("method", r.Method),
-			slog.String("path", truncate(r.URL.Path, maxLoggedPath)),
+			slog.String("path", wire.Truncate(r.URL.Path, maxLoggedPath)),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
@@ -155,19 +146,6 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 	})
 }
 
-// routeOf turns the mux's pattern ("GET /products/{id}") into the bounded
-// route name.
-func routeOf(pattern string) string {
-	if _, path, ok := strings.Cut(pattern, " "); ok {
-		pattern = path
-	}
-	switch pattern {
-	case RouteProducts, RouteProduct:
-		return pattern
-	}
-	return RouteOther
-}
-
 // maxLoggedDetail bounds an error's text in a log line; upstream answers
 // and headers can end up in it.
 const maxLoggedDetail = 512
@@ -177,8 +155,8 @@ const maxLoggedDetail = 512
 // error.reason across every refusal.
 func errorAttr(err error) slog.Attr {
 	return slog.Group("error",
-		slog.String("reason", reasonFor(err)),
-		slog.String("detail", truncate(err.Error(), maxLoggedDetail)),
+		slog.String("reason", wire.ReasonFor(err)),
+		slog.String("detail", wire.Truncate(err.Error(), maxLoggedDetail)),
 	)
 }
 
@@ -206,17 +184,38 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// PeerCheck authorises the calling workload and returns its identity for
-// the log. A refusal wraps domain.ErrPeerForbidden.
-type PeerCheck func(r *http.Request) (peer string, err error)
+// PeerCheck learns which workload sent a request and whether it may call
+// this one: the one question both identity modes answer. app picks the
+// implementation (the identity the native mTLS handshake verified, or the
+// XFCC header the mesh's proxy wrote), or none with peer authentication
+// off. The layers here only ask it: they never read a certificate or an
+// identity header themselves.
+type PeerCheck interface {
+	// CheckPeer returns the caller's identity for the log ("" when it is
+	// not known) and, when the caller may not call, an error wrapping
+	// domain.ErrPeerForbidden.
+	CheckPeer(r *http.Request) (peer string, err error)
+}
+
+// identifyPeer asks check about every request, so every log line names
+// the caller; the routes' authorizePeer acts on a refusal.
+func identifyPeer(check PeerCheck, next http.Handler) http.Handler {
+	if check == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		state := stateFrom(r.Context())
+		peer, err := check.CheckPeer(r)
+		state.peer, state.peerErr = wire.Truncate(peer, maxLoggedPath), err
+		next.ServeHTTP(w, r)
+	})
+}
 
 // authorizePeer refuses callers whose workload identity is not allowed,
 // before the token is even looked at, as the mesh would.
-func authorizePeer(check PeerCheck, refused func(), next http.Handler) http.Handler {
+func authorizePeer(refused func(), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, err := check(r)
-		stateFrom(r.Context()).peer = truncate(peer, maxLoggedPath)
-		if err != nil {
+		if err := stateFrom(r.Context()).peerErr; err != nil {
 			if refused != nil {
 				refused()
 			}
@@ -245,23 +244,8 @@ func authenticate(verifier ports.TokenVerifier, scope string, checked func(reaso
 			return
 		}
 		state.credentials = domain.NewCredentials(raw, state.requestID)
-		if v := r.Header["Authorization"]; len(v) == 1 && len(v[0]) == len(bearerPrefix)+len(raw) &&
-			v[0][:len(bearerPrefix)] == bearerPrefix && v[0][len(bearerPrefix):] == raw {
-			state.authorization = v[0]
-		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-const bearerPrefix = "Bearer "
-
-// authorizationFor is the Authorization header that forwards creds: the
-// one this hop's API kept for exactly this token, else built anew.
-func authorizationFor(ctx context.Context, creds domain.Credentials) string {
-	if s, ok := ctx.Value(stateKey{}).(*requestState); ok && s.authorization != "" && s.credentials.Token() == creds.Token() {
-		return s.authorization
-	}
-	return bearerPrefix + creds.Token()
 }
 
 // sourceContext is the context to call the source with: the request's,

@@ -1,4 +1,4 @@
-package httpapi
+package wire
 
 import (
 	"fmt"
@@ -9,29 +9,22 @@ import (
 	"github.com/trustchain/trustchain/domain"
 )
 
-// Paging is how a hop reads ?limit=&after= on GET /products.
-type Paging struct {
-	// DefaultLimit is the page size when the request names none.
-	DefaultLimit int
-	// MaxLimit is the largest page a caller may ask for.
-	MaxLimit int
-}
-
-// pageRequest reads the query of a list request. Anything but decimal
-// integers in range, or a parameter given twice, is the caller's mistake
-// (domain.ErrInvalidRequest), refused here at the first hop that sees it.
-// Other parameters are ignored, as caches and browsers add their own.
-func (pg Paging) pageRequest(rawQuery string) (domain.PageRequest, error) {
+// ParsePageQuery reads the ?limit=&after= query of a list request:
+// defaultLimit when it names no limit, and at most maxLimit. Anything but
+// decimal integers in range, or a parameter given twice, is the caller's
+// mistake (domain.ErrInvalidRequest), refused at the first hop that sees
+// it. Other parameters are ignored, as caches and browsers add their own.
+func ParsePageQuery(rawQuery string, defaultLimit, maxLimit int) (domain.PageRequest, error) {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return domain.PageRequest{}, badRequest("the query string is malformed")
 	}
-	limit, err := queryInt(q, "limit", int64(pg.DefaultLimit))
+	limit, err := queryInt(q, "limit", int64(defaultLimit))
 	if err != nil {
 		return domain.PageRequest{}, err
 	}
-	if limit < 1 || limit > int64(pg.MaxLimit) {
-		return domain.PageRequest{}, badRequest(fmt.Sprintf("limit must be between 1 and %d", pg.MaxLimit))
+	if limit < 1 || limit > int64(maxLimit) {
+		return domain.PageRequest{}, badRequest(fmt.Sprintf("limit must be between 1 and %d", maxLimit))
 	}
 	after, err := queryInt(q, "after", 0)
 	if err != nil {
@@ -91,9 +84,9 @@ func parseDecimal(s string) (int64, bool) {
 	return n, err == nil
 }
 
-// parseProductID reads the {id} of /products/{id}: a positive decimal
+// ParseProductID reads the {id} of /products/{id}: a positive decimal
 // integer.
-func parseProductID(s string) (int64, error) {
+func ParseProductID(s string) (int64, error) {
 	n, ok := parseDecimal(s)
 	if !ok || n <= 0 {
 		return 0, badRequest("a product id is a positive decimal integer")
@@ -101,8 +94,8 @@ func parseProductID(s string) (int64, error) {
 	return n, nil
 }
 
-// pageQuery is the query that asks for req, as every hop sends it on.
-func pageQuery(req domain.PageRequest) string {
+// PageQuery is the query that asks for req, as every hop sends it on.
+func PageQuery(req domain.PageRequest) string {
 	b := make([]byte, 0, 48)
 	b = append(b, "after="...)
 	b = strconv.AppendInt(b, req.After(), 10)
@@ -111,22 +104,22 @@ func pageQuery(req domain.PageRequest) string {
 	return string(b)
 }
 
-// nextLink is the RFC 8288 Link header for the page after page, or "" when
+// NextLink is the RFC 8288 Link header for the page after page, or "" when
 // it is the last. The target is a relative reference, so it stays right
 // behind an ingress that rewrites the host.
-func nextLink(page domain.Page) string {
+func NextLink(page domain.Page) string {
 	next, ok := page.Next()
 	if !ok {
 		return ""
 	}
-	return "<" + ProductsPath + "?" + pageQuery(next) + `>; rel="next"`
+	return "<" + ProductsPath + "?" + PageQuery(next) + `>; rel="next"`
 }
 
-// parseNextLink reads the Link header of the next hop's page: absent, or
-// exactly the form nextLink writes. Anything else is a broken next hop,
+// ParseNextLink reads the Link header of the next hop's page: absent, or
+// exactly the form NextLink writes. Anything else is a broken next hop,
 // not a hint to follow; the caller also checks that the link names the
 // page after the one it came with.
-func parseNextLink(values []string) (domain.PageRequest, bool, error) {
+func ParseNextLink(values []string) (domain.PageRequest, bool, error) {
 	switch len(values) {
 	case 0:
 		return domain.PageRequest{}, false, nil
@@ -134,7 +127,7 @@ func parseNextLink(values []string) (domain.PageRequest, bool, error) {
 	default:
 		return domain.PageRequest{}, false, fmt.Errorf("%d Link headers", len(values))
 	}
-	bad := fmt.Errorf("the Link header %q is not a next link", truncate(values[0], 80))
+	bad := fmt.Errorf("the Link header %q is not a next link", Truncate(values[0], 80))
 	rest, ok := strings.CutPrefix(values[0], "<"+ProductsPath+"?after=")
 	if !ok {
 		return domain.PageRequest{}, false, bad
