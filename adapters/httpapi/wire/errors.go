@@ -136,10 +136,13 @@ func UpstreamError(status int) (kind string, err error) {
 
 // OutcomeKind labels the error a call to the next hop returned.
 func OutcomeKind(err error) string {
+	if err == nil {
+		// Before the target errors.As needs: it escapes, so declaring it
+		// first would cost every successful call an allocation.
+		return KindNone
+	}
 	var rejection *UpstreamRejection
 	switch {
-	case err == nil:
-		return KindNone
 	case errors.As(err, &rejection):
 		return KindRejected
 	case errors.Is(err, context.Canceled):
