@@ -53,7 +53,7 @@ type Config struct {
 	// reaches the next hop).
 	Propagate func(ctx context.Context, h http.Header)
 	// Observe, when set, learns each call's outcome: the status (0 when no
-	// answer came), the outcome kind (KindNone, KindTimeout, …) and the
+	// answer came), the outcome kind (wire.KindNone, wire.KindTimeout, …) and the
 	// time the whole call took, body included.
 	Observe func(ctx context.Context, status int, kind string, elapsed time.Duration)
 }
@@ -215,8 +215,8 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	return err
 }
 
-// newRequest builds the GET for the next hop: the token as it came, the
-// request id, and nothing else of the caller's. Tracing headers are the
+// newRequest builds the GET for the next hop: the verified token from the
+// credentials, the request id, and nothing else of the caller's. Tracing headers are the
 // wrapping transport's job.
 func (c *Client) newRequest(ctx context.Context, path, query string, creds domain.Credentials) *http.Request {
 	u := c.base
@@ -233,9 +233,9 @@ func (c *Client) newRequest(ctx context.Context, path, query string, creds domai
 		Header:     make(http.Header, 4),
 		Host:       u.Host,
 	}).WithContext(ctx)
-	// Built from the verified token, never copied from the caller's
-	// request: this hop sends what it checked, in the one form every hop
-	// reads.
+	// Built anew rather than copied from the caller's request: the client
+	// reads only what the core hands it (domain.Credentials), never the
+	// server's state, at the cost of one string per call.
 	req.Header["Authorization"] = []string{"Bearer " + creds.Token()}
 	req.Header["Accept"] = acceptJSON
 	req.Header[wire.HeaderRequestID] = []string{creds.RequestID()}
