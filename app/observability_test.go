@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/domain"
 )
@@ -37,8 +38,8 @@ func TestMetricsMoveWithTheRightLabels(t *testing.T) {
 	}
 	want := map[domain.Role][]string{
 		roleA: {
-			`trustchain_http_requests_total{code_class="2xx",role="a",route="/products"} 1`,
-			`trustchain_http_requests_total{code_class="4xx",role="a",route="/products"} 1`,
+			`trustchain_http_requests_total{code_class="2xx",role="a",route="` + server.RouteProducts + `"} 1`,
+			`trustchain_http_requests_total{code_class="4xx",role="a",route="` + server.RouteProducts + `"} 1`,
 			`trustchain_token_checks_total{reason="ok",result="ok",role="a"} 1`,
 			`trustchain_token_checks_total{reason="wrong_audience",result="rejected",role="a"} 1`,
 			`trustchain_upstream_requests_total{code_class="2xx",error="none",role="a",upstream="service-c"} 1`,
@@ -48,12 +49,12 @@ func TestMetricsMoveWithTheRightLabels(t *testing.T) {
 		},
 		roleC: {
 			// The bad token stopped at A: C counted exactly one request.
-			`trustchain_http_requests_total{code_class="2xx",role="c",route="/products"} 1`,
+			`trustchain_http_requests_total{code_class="2xx",role="c",route="` + server.RouteProducts + `"} 1`,
 			`trustchain_token_checks_total{reason="ok",result="ok",role="c"} 1`,
 			`trustchain_upstream_requests_total{code_class="2xx",error="none",role="c",upstream="service-b"} 1`,
 		},
 		roleB: {
-			`trustchain_http_requests_total{code_class="2xx",role="b",route="/products"} 1`,
+			`trustchain_http_requests_total{code_class="2xx",role="b",route="` + server.RouteProducts + `"} 1`,
 		},
 	}
 	for role, lines := range want {
