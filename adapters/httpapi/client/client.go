@@ -216,8 +216,8 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 }
 
 // newRequest builds the GET for the next hop: the verified token from the
-// credentials, the request id, and nothing else of the caller's. Tracing headers are the
-// wrapping transport's job.
+// credentials, the request id, and nothing else of the caller's. Tracing
+// headers are the wrapping transport's job.
 func (c *Client) newRequest(ctx context.Context, path, query string, creds domain.Credentials) *http.Request {
 	u := c.base
 	u.Path += path
