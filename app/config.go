@@ -350,14 +350,9 @@ func issuerURLOK(s string) bool {
 	case "https":
 		return true
 	case "http":
-		return isLoopback(u.Hostname())
+		return domain.IsLoopbackHost(u.Hostname())
 	}
 	return false
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func must(err error) {
