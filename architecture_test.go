@@ -14,8 +14,8 @@ const module = "github.com/trustchain/trustchain"
 
 // TestDependenciesPointInwards keeps the hexagon honest: domain uses the
 // standard library only, ports adds only domain, adapters never reach the
-// composition root nor each other (test kits aside), and nothing but main
-// imports app.
+// composition root nor each other, nothing but main imports app, and only
+// tests import the test kits under internal/testkit.
 func TestDependenciesPointInwards(t *testing.T) {
 	imports := productionImports(t)
 	if len(imports) < 5 {
@@ -42,7 +42,10 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"adapters/httpapi", module + "/adapters/telemetry"},
 		{"adapters/telemetry", module + "/adapters/httpapi"},
 		{"adapters/mysql", module + "/adapters/memory"},
-		{"adapters/mysql", module + "/adapters/storetest"},
+		{"adapters/mysql", module + "/internal/testkit/storetest"},
+		{"app", module + "/internal/testkit/mysqltest"},
+		{".", module + "/internal/testkit/testclock"},
+		{"adapters/storetest", module + "/adapters/mysql"},
 	} {
 		if ruleBroken(tt.pkg, tt.dep) == "" {
 			t.Errorf("%s -> %s was allowed", tt.pkg, tt.dep)
@@ -54,8 +57,10 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"adapters/httpapi", module + "/ports"},
 		{"adapters/httpapi", module + "/domain"},
 		{"adapters/mysql", module + "/migrations"},
-		{"adapters/mysql/mysqltest", module + "/adapters/mysql"},
-		{"adapters/storetest", module + "/ports"},
+		{"internal/testkit/storetest", module + "/adapters/mysql"},
+		{"internal/testkit/storetest", module + "/adapters/memory"},
+		{"internal/testkit/storetest", module + "/internal/testkit/mysqltest"},
+		{"internal/testkit/browsertest", module + "/internal/testkit/logbuf"},
 		{"app", module + "/adapters/mysql"},
 		{".", module + "/app"},
 	} {
@@ -82,18 +87,21 @@ func ruleBroken(pkg, dep string) string {
 		if internal && (rel == "app" || strings.HasPrefix(rel, "app/") || rel == "") {
 			return "adapters must not depend on the composition root"
 		}
-		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) && !testKit(pkg) {
+		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) {
 			return "adapters meet only in app: one adapter must not import another"
 		}
 	}
 	if internal && rel == "app" && pkg != "." {
 		return "only main may import app"
 	}
+	if internal && testKit(rel) && !testKit(pkg) {
+		return "only tests and other test kits import a test kit"
+	}
 	return ""
 }
 
 // adapterOf is the adapter a package belongs to: adapters/mysql for
-// adapters/mysql/mysqltest too.
+// a package inside it (adapters/mysql/<sub>) too.
 func adapterOf(rel string) string {
 	parts := strings.SplitN(rel, "/", 3)
 	if len(parts) < 2 {
@@ -102,10 +110,11 @@ func adapterOf(rel string) string {
 	return parts[0] + "/" + parts[1]
 }
 
-// testKit reports whether pkg is a kit only tests import, which may stand
-// up other adapters: the contract suite and the MySQL test servers.
+// testKit reports whether pkg is a kit only tests import: the contract
+// suite, the MySQL test servers, the browser, the log buffer, the clock.
+// They live in one folder, and may stand up any adapter.
 func testKit(pkg string) bool {
-	return pkg == "adapters/storetest" || strings.HasSuffix(pkg, "/mysqltest")
+	return strings.HasPrefix(pkg, "internal/testkit/")
 }
 
 // productionImports maps each package directory to the imports of its

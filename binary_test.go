@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/devissuer"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // buildBinary compiles trustchain the way the Dockerfile does.

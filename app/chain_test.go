@@ -18,7 +18,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 var seedPrefix = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}`)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/demoui"
 	"github.com/trustchain/trustchain/adapters/devissuer"
-	"github.com/trustchain/trustchain/internal/testclock"
+	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
 
 const (

@@ -20,7 +20,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/devissuer"
 	"github.com/trustchain/trustchain/adapters/oauthlogin"
-	"github.com/trustchain/trustchain/internal/testclock"
+	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
 
 const (
