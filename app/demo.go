@@ -171,6 +171,9 @@ func (d *Demo) chainConfig(ctx context.Context, deps Deps, logFor func(domain.Ro
 		},
 		Configure: func(_ domain.Role, cfg *Config) {
 			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
+			// Handed over in code, as a command line would: the SDK gets
+			// them as options, not from the environment.
+			cfg.CommandLine = map[string]bool{"otlp-endpoint": true, "otlp-traces-endpoint": true}
 		},
 	}
 	var err error
