@@ -192,20 +192,29 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 }
 
 // newResource says which process the spans come from. Precedence, lowest
-// first: trustchain's own values, the environment (OTEL_RESOURCE_ATTRIBUTES,
-// then OTEL_SERVICE_NAME, as the spec orders them; the SDK reads both),
-// then the same two from the command line.
+// first: trustchain's own values, OTEL_RESOURCE_ATTRIBUTES, then
+// OTEL_SERVICE_NAME, as the spec orders them. The SDK reads the two
+// variables itself; when the command line gave either, Flags holds both
+// (the other one taken from the environment by the config) and replaces
+// the SDK's reading.
 func newResource(ctx context.Context, cfg TracingConfig) (*resource.Resource, error) {
-	flags, err := baggage.Parse(cfg.Flags.ResourceAttributes)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: resource attributes %q: %w", cfg.Flags.ResourceAttributes, err)
-	}
-	var fromFlags []attribute.KeyValue
-	for _, m := range flags.Members() {
-		fromFlags = append(fromFlags, attribute.String(m.Key(), m.Value()))
-	}
-	if cfg.Flags.ServiceName != "" {
-		fromFlags = append(fromFlags, semconv.ServiceName(cfg.Flags.ServiceName))
+	fromEnv := resource.WithFromEnv()
+	if cfg.Flags.ServiceName != "" || cfg.Flags.ResourceAttributes != "" {
+		// The variable's syntax is W3C Baggage's (key=value,… with
+		// percent-encoded values), so OpenTelemetry's baggage parser reads
+		// the flag.
+		attrs, err := baggage.Parse(cfg.Flags.ResourceAttributes)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: resource attributes %q: %w", cfg.Flags.ResourceAttributes, err)
+		}
+		var kvs []attribute.KeyValue
+		for _, m := range attrs.Members() {
+			kvs = append(kvs, attribute.String(m.Key(), m.Value()))
+		}
+		if cfg.Flags.ServiceName != "" {
+			kvs = append(kvs, semconv.ServiceName(cfg.Flags.ServiceName))
+		}
+		fromEnv = resource.WithAttributes(kvs...)
 	}
 	res, err := resource.New(ctx,
 		resource.WithSchemaURL(semconv.SchemaURL),
@@ -217,8 +226,7 @@ func newResource(ctx context.Context, cfg TracingConfig) (*resource.Resource, er
 			// known.
 			semconv.ServiceInstanceID(uuid.NewString()),
 		),
-		resource.WithFromEnv(),
-		resource.WithAttributes(fromFlags...),
+		fromEnv,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)

@@ -347,7 +347,7 @@ func TestResourceFollowsTheOTelVariables(t *testing.T) {
 		{"OTEL_SERVICE_NAME wins over both", map[string]string{"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}, telemetry.TracingFlags{}, "from-env", ""},
 		{"--otel-resource-attributes", nil, telemetry.TracingFlags{ResourceAttributes: "service.name=from-flag,deployment.environment=prod%20eu"}, "from-flag", "prod eu"},
 		{"--otel-service-name wins over both", nil, telemetry.TracingFlags{ServiceName: "flag-name", ResourceAttributes: "service.name=from-flag"}, "flag-name", ""},
-		{"the command line over the environment", map[string]string{"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=env"}, telemetry.TracingFlags{ServiceName: "flag-name", ResourceAttributes: "deployment.environment=flag"}, "flag-name", "flag"},
+		{"the command line over the environment", map[string]string{"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "novalue"}, telemetry.TracingFlags{ServiceName: "flag-name", ResourceAttributes: "deployment.environment=flag"}, "flag-name", "flag"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
