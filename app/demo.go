@@ -173,7 +173,10 @@ func (d *Demo) chainConfig(ctx context.Context, deps Deps, logFor func(domain.Ro
 			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
 			// Handed over in code, as a command line would: the SDK gets
 			// them as options, not from the environment.
-			cfg.CommandLine = map[string]bool{"otlp-endpoint": true, "otlp-traces-endpoint": true}
+			if cfg.CommandLine == nil {
+				cfg.CommandLine = map[string]bool{}
+			}
+			cfg.CommandLine["otlp-endpoint"], cfg.CommandLine["otlp-traces-endpoint"] = true, true
 		},
 	}
 	var err error
