@@ -4,7 +4,9 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,8 +16,10 @@ const module = "github.com/trustchain/trustchain"
 
 // TestDependenciesPointInwards keeps the hexagon honest: domain uses the
 // standard library only, ports adds only domain, adapters never reach the
-// composition root nor each other, nothing but main imports app, and only
-// tests import the test kits under internal/testkit.
+// composition root nor each other, only tests import the test kits under
+// internal/testkit, nothing but main and the demo's wiring imports app, and the development packages (the demo's
+// issuer, page and CA under adapters/dev) are wired by app/demo alone,
+// which only main imports.
 func TestDependenciesPointInwards(t *testing.T) {
 	imports := productionImports(t)
 	if len(imports) < 5 {
@@ -46,6 +50,14 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"app", module + "/internal/testkit/mysqltest"},
 		{".", module + "/internal/testkit/testclock"},
 		{"adapters/storetest", module + "/adapters/mysql"},
+		{"app", module + "/adapters/dev/spiffeca"},
+		{"app", module + "/app/demo"},
+		{".", module + "/adapters/dev/issuer"},
+		{"adapters/httpapi", module + "/adapters/dev/page"},
+		{"adapters/dev/page", module + "/adapters/dev/issuer"},
+		{"adapters/dev/issuer", module + "/app"},
+		{"adapters/dev/issuer", module + "/adapters/httpapi"},
+		{"adapters/oauthlogin", module + "/app/demo"},
 	} {
 		if ruleBroken(tt.pkg, tt.dep) == "" {
 			t.Errorf("%s -> %s was allowed", tt.pkg, tt.dep)
@@ -63,6 +75,13 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"internal/testkit/browsertest", module + "/internal/testkit/logbuf"},
 		{"app", module + "/adapters/mysql"},
 		{".", module + "/app"},
+		{".", module + "/app/demo"},
+		{"app/demo", module + "/app"},
+		{"app/demo", module + "/adapters/dev/issuer"},
+		{"app/demo", module + "/adapters/dev/page"},
+		{"app/demo", module + "/adapters/dev/spiffeca"},
+		{"app/demo", module + "/adapters/httpapi"},
+		{"adapters/dev/issuer", module + "/domain"},
 	} {
 		if p := ruleBroken(tt.pkg, tt.dep); p != "" {
 			t.Errorf("%s -> %s refused: %s", tt.pkg, tt.dep, p)
@@ -91,23 +110,32 @@ func ruleBroken(pkg, dep string) string {
 			return "adapters meet only in app: one adapter must not import another"
 		}
 	}
-	if internal && rel == "app" && pkg != "." {
-		return "only main may import app"
-	}
-	if internal && testKit(rel) && !testKit(pkg) {
+	switch {
+	case internal && rel == "app" && pkg != "." && pkg != "app/demo":
+		return "only main and the demo's wiring may import app"
+	case internal && rel == "app/demo" && pkg != ".":
+		return "only main may import the demo"
+	case internal && strings.HasPrefix(rel, "adapters/dev/") && pkg != "app/demo" && adapterOf(rel) != adapterOf(pkg):
+		return "development packages are wired by app/demo alone"
+	case internal && testKit(rel) && !testKit(pkg):
 		return "only tests and other test kits import a test kit"
 	}
 	return ""
 }
 
-// adapterOf is the adapter a package belongs to: adapters/mysql for
-// a package inside it (adapters/mysql/<sub>) too.
+// adapterOf is the adapter a package belongs to: adapters/mysql for a
+// package inside it (adapters/mysql/<sub>) too, adapters/dev/issuer for its
+// subpackages.
 func adapterOf(rel string) string {
-	parts := strings.SplitN(rel, "/", 3)
-	if len(parts) < 2 {
+	n := 2
+	if strings.HasPrefix(rel, "adapters/dev/") {
+		n = 3
+	}
+	parts := strings.SplitN(rel, "/", n+1)
+	if len(parts) < n {
 		return rel
 	}
-	return parts[0] + "/" + parts[1]
+	return strings.Join(parts[:n], "/")
 }
 
 // testKit reports whether pkg is a kit only tests import: the contract
@@ -148,4 +176,37 @@ func productionImports(t *testing.T) map[string][]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestProductionBuildImportsNoDemo: the production build (-tags nodemo, as
+// the Dockerfile makes it) depends on no development package and not on
+// app/demo, while the default build keeps them for `go run . demo`. The
+// binary itself is searched in TestBinaryRunsTheChain.
+func TestProductionBuildImportsNoDemo(t *testing.T) {
+	deps := func(tags ...string) []string {
+		t.Helper()
+		out, err := exec.Command("go", append(append([]string{"list"}, tags...), "-deps", ".")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %v: %v\n%s", tags, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	isDemo := func(pkg string) bool {
+		return pkg == module+"/app/demo" || strings.HasPrefix(pkg, module+"/adapters/dev/")
+	}
+	production := deps("-tags", "nodemo")
+	if !slices.Contains(production, module+"/app") || !slices.Contains(production, module+"/adapters/oauthlogin") {
+		t.Fatalf("go list -deps does not list the production packages: %v", production)
+	}
+	for _, pkg := range production {
+		if isDemo(pkg) {
+			t.Errorf("the production build links %s", pkg)
+		}
+	}
+	full := slices.DeleteFunc(deps(), func(pkg string) bool { return !isDemo(pkg) })
+	for _, want := range []string{"/app/demo", "/adapters/dev/issuer", "/adapters/dev/page", "/adapters/dev/spiffeca"} {
+		if !slices.Contains(full, module+want) {
+			t.Errorf("the default build lacks %s, which `go run . demo` needs; it has %v", want, full)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,18 +17,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
+	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
-// buildBinary compiles trustchain the way the Dockerfile does.
-func buildBinary(t *testing.T) string {
+// buildBinary compiles trustchain: the production build as the Dockerfile
+// makes it (-tags nodemo, stripped), or with production false the default
+// build, demo and certs included, that `go run .` gives a reader.
+func buildBinary(t *testing.T, production bool) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
 	bin := filepath.Join(t.TempDir(), "trustchain")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-X main.version=v9.9.9-test -X main.commit=feedbeef", "-o", bin, ".")
+	args := []string{"build", "-trimpath", "-ldflags", "-X main.version=v9.9.9-test -X main.commit=feedbeef", "-o", bin}
+	if production {
+		args = []string{"build", "-tags", "nodemo", "-trimpath", "-ldflags", "-s -w -X main.version=v9.9.9-test -X main.commit=feedbeef", "-o", bin}
+	}
+	cmd := exec.Command("go", append(args, ".")...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -35,11 +43,16 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// TestBinaryRunsTheChain drives the built binary: migrate and seed a MySQL
-// (the embedded engine, over the wire protocol), write dev certificates,
-// run B, C and A as separate processes with native SPIFFE mTLS, and call A.
+// TestBinaryRunsTheChain drives the production binary: migrate and seed a
+// MySQL (the embedded engine, over the wire protocol), run B, C and A as
+// separate processes with native SPIFFE mTLS from development certificates
+// the test writes, and call A.
 func TestBinaryRunsTheChain(t *testing.T) {
-	bin := buildBinary(t)
+	bin := buildBinary(t, true)
+
+	t.Run("no demo, no dev issuer, page or CA", func(t *testing.T) {
+		checkNoDemo(t, bin)
+	})
 
 	t.Run("test-only dependencies stay out of the binary", func(t *testing.T) {
 		out, err := exec.Command("go", "version", "-m", bin).CombinedOutput()
@@ -75,12 +88,12 @@ func TestBinaryRunsTheChain(t *testing.T) {
 	}
 
 	certs := t.TempDir()
-	if out, err := runBinary(bin, "certs", "--out", certs); err != nil {
-		t.Fatalf("certs: %v\n%s", err, out)
+	if _, err := spiffeca.WriteDevCerts(certs, "cluster.local", "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
+		t.Fatal(err)
 	}
 
 	ts := httptest.NewUnstartedServer(nil)
-	iss, err := devissuer.New(devissuer.Config{URL: "http://" + ts.Listener.Addr().String(), Audience: "https://api.test", ClientID: "c", ClientSecret: "s", Scopes: []string{"read:products"}})
+	iss, err := issuer.New(issuer.Config{URL: "http://" + ts.Listener.Addr().String(), Audience: "https://api.test", ClientID: "c", ClientSecret: "s", Scopes: []string{"read:products"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,5 +223,60 @@ func (r *role) stop(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		_ = r.cmd.Process.Kill()
 		t.Errorf("%s did not stop after SIGTERM", r.cmd.Args[1])
+	}
+}
+
+// checkNoDemo proves the production binary links no demo: none of the
+// adapters/dev packages nor app/demo (their import paths stay in the
+// function table that -s keeps), none of the templates of the demo page
+// and issuer (embedded verbatim when linked), and `demo` and `certs` say
+// so in one line. The migrations and a production package, found the same
+// way, show that the search sees what is linked.
+func checkNoDemo(t *testing.T, bin string) {
+	t.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, present := range []string{module + "/adapters/oidc.", module + "/app.", module + "/adapters/oauthlogin."} {
+		if !bytes.Contains(data, []byte(present)) {
+			t.Fatalf("the binary has no %s: the search does not see linked packages", present)
+		}
+	}
+	for _, absent := range []string{module + "/adapters/dev/", module + "/app/demo."} {
+		if bytes.Contains(data, []byte(absent)) {
+			t.Errorf("the production binary links %s", absent)
+		}
+	}
+	embedded := func(glob string) map[string][]byte {
+		t.Helper()
+		files, err := filepath.Glob(glob)
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no files match %s (%v)", glob, err)
+		}
+		out := map[string][]byte{}
+		for _, f := range files {
+			if out[f], err = os.ReadFile(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	for f, sql := range embedded("migrations/*.sql") {
+		if !bytes.Contains(data, sql) {
+			t.Fatalf("the binary does not hold %s verbatim: the search does not see embedded files", f)
+		}
+	}
+	for f, tmpl := range embedded("adapters/dev/*/templates/*") {
+		if bytes.Contains(data, tmpl) {
+			t.Errorf("the production binary holds %s", f)
+		}
+	}
+	for _, cmd := range []string{"demo", "certs"} {
+		out, err := runBinary(bin, cmd, "--listen", "127.0.0.1:0")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || strings.Count(out, "\n") != 1 || !strings.Contains(out, "this build has no demo") {
+			t.Errorf("%s: %v, printed %q; want one line saying this build has no demo, and a failure", cmd, err, out)
+		}
 	}
 }

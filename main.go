@@ -44,8 +44,6 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		cfg         = app.Defaults()
-		demo        = app.DemoDefaults()
-		certs       = app.CertsDefaults()
 		migrate     = app.MigrateDefaults()
 		login       = app.LoginDefaults()
 		showVersion bool
@@ -53,7 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		deps        = app.Deps{Stdout: stdout, Stderr: stderr, Build: build}
 	)
 	serve := flagsOf(&cfg, app.DefaultText)
-	demoFlags, certsFlags, dbFlags, loginFlags := flagsOf(&demo, nil), flagsOf(&certs, nil), flagsOf(&migrate, nil), flagsOf(&login, nil)
+	dbFlags, loginFlags := flagsOf(&migrate, nil), flagsOf(&login, nil)
+	devCmds, devFlags := devCommands(deps)
 	migrateCmd := func(name, usage string, dir app.MigrateDirection) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, OnUsageError: usageError, Action: func(c *cli.Context) error {
 			return app.Migrate(c.Context, migrate, dir, stdout)
@@ -109,15 +108,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				},
 			},
 			{
-				Name:         "demo",
-				OnUsageError: usageError,
-				Usage:        "run the whole chain locally: a local Auth0-like issuer, A, C and B",
-				Flags:        demoFlags.flags,
-				Action: func(c *cli.Context) error {
-					return app.RunDemo(c.Context, demo, deps)
-				},
-			},
-			{
 				Name:         "login",
 				OnUsageError: usageError,
 				Usage:        "log in as a user with the device code grant (Auth0 or the demo's issuer) and print the access token",
@@ -126,18 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return app.Login(c.Context, login, stdout, stderr)
 				},
 			},
-			{
-				Name:         "certs",
-				OnUsageError: usageError,
-				Usage:        "write a development trust bundle and one SPIFFE SVID per role",
-				Flags:        certsFlags.flags,
-				Action: func(c *cli.Context) error {
-					return app.WriteCerts(certs, stdout)
-				},
-			},
 		},
 	}
-	return explain(cliApp.RunContext(ctx, args), serve, demoFlags, certsFlags, dbFlags, loginFlags)
+	cliApp.Commands = append(cliApp.Commands, devCmds...)
+	return explain(cliApp.RunContext(ctx, args), append(devFlags, serve, dbFlags, loginFlags)...)
 }
 
 // usageError reports a command line that does not parse (an unknown flag, a

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
@@ -29,14 +29,14 @@ func TestReadmeRecipes(t *testing.T) {
 			t.Skipf("the README's recipes use %s, which is not installed", tool)
 		}
 	}
-	bin := buildBinary(t)
+	bin := buildBinary(t, false)
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	ts := httptest.NewUnstartedServer(nil)
-	iss, err := devissuer.New(devissuer.Config{
+	iss, err := issuer.New(issuer.Config{
 		URL: "http://" + ts.Listener.Addr().String(), Audience: "https://trustchain.example/api",
 		ClientID: "YOUR_CLIENT_ID", ClientSecret: "YOUR_CLIENT_SECRET", Scopes: []string{"read:products"},
 	})

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/trustchain/trustchain/adapters/devca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
@@ -15,15 +15,18 @@ import (
 
 // ChainConfig describes a whole chain in one process: every role of the
 // topology on loopback, against one issuer. The demo and the tests build
-// their chains with it, so the tests exercise the demo's wiring.
+// their chains with it (the demo from package app/demo), so the tests
+// exercise the demo's wiring.
 type ChainConfig struct {
 	// Issuer, Audience and Scope are every role's token settings.
 	Issuer, Audience, Scope string
 	// PeerAuth is every role's workload check: mtls or off. A test can
 	// give one role another with Configure.
 	PeerAuth string
-	// CA issues each role's SVID when PeerAuth is mtls.
-	CA *devca.DevCA
+	// Identity, when set and PeerAuth is mtls, gives each role the SVID
+	// of its SPIFFE ID: the demo's and the tests' development CA. app
+	// itself never holds a CA.
+	Identity func(id spiffeid.ID) (spiffetls.Source, error)
 	// EdgeListen is the edge's API address; default 127.0.0.1:0.
 	EdgeListen string
 	// Store serves the store role; without it, MySQLDSN does.
@@ -50,7 +53,7 @@ func NewChain(ctx context.Context, cc ChainConfig) (_ *Chain, err error) {
 	c := &Chain{services: map[domain.Role]*Service{}, urls: map[domain.Role]string{}}
 	defer func() {
 		if err != nil {
-			c.close(ctx)
+			c.Close(ctx)
 		}
 	}()
 	hops := domain.Chain()
@@ -101,12 +104,12 @@ func (cc ChainConfig) role(h domain.Hop, upstream string) (Config, Deps, error) 
 			cfg.MySQLDSN = cc.MySQLDSN
 		}
 	}
-	if cc.CA != nil && cc.PeerAuth == PeerAuthMTLS {
+	if cc.Identity != nil && cc.PeerAuth == PeerAuthMTLS {
 		id, err := spiffetls.ID(cfg.TrustDomain, cfg.Namespace, h.ServiceAccount)
 		if err != nil {
 			return cfg, deps, err
 		}
-		if deps.Identity, err = cc.CA.Source(id); err != nil {
+		if deps.Identity, err = cc.Identity(id); err != nil {
 			return cfg, deps, err
 		}
 	}
@@ -141,7 +144,9 @@ func (c *Chain) Service(role domain.Role) *Service { return c.services[role] }
 // URL is the base URL a caller uses for a role's API.
 func (c *Chain) URL(role domain.Role) string { return c.urls[role] }
 
-func (c *Chain) close(ctx context.Context) {
+// Close stops every role that NewChain built, for a caller that will not
+// Run the chain after all.
+func (c *Chain) Close(ctx context.Context) {
 	for _, svc := range c.services {
 		svc.close(context.WithoutCancel(ctx))
 	}

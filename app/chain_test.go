@@ -21,8 +21,6 @@ import (
 	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
-var seedPrefix = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}`)
-
 var seedResponse = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}\],"serviceA_metadata":"request processed at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"\}\n$`)
 
 func TestChainServesTheSeedResponse(t *testing.T) {

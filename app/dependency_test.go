@@ -14,7 +14,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
@@ -44,13 +44,13 @@ func issuerURL(t *testing.T) string {
 	return ts.Issuer()
 }
 
-func httpTestIssuer(t *testing.T) *devissuer.Issuer {
+func httpTestIssuer(t *testing.T) *issuer.Issuer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := devissuer.New(devissuer.Config{URL: "http://" + ln.Addr().String(), Audience: audience, ClientID: "c", ClientSecret: "s"})
+	iss, err := issuer.New(issuer.Config{URL: "http://" + ln.Addr().String(), Audience: audience, ClientID: "c", ClientSecret: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,23 +2,20 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/trustchain/trustchain/adapters/devca"
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
+	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/app"
@@ -60,8 +57,8 @@ type chainOptions struct {
 // built by app.NewChain, the builder the demo uses.
 type chain struct {
 	t      testing.TB
-	issuer *devissuer.Issuer
-	ca     *devca.DevCA
+	issuer *issuer.Issuer
+	ca     *spiffeca.DevCA
 	c      *app.Chain
 	logs   map[domain.Role]*logbuf.Buffer
 	stop   func()
@@ -81,7 +78,7 @@ func startChain(t testing.TB, o chainOptions) *chain {
 	}
 
 	ts := httptest.NewUnstartedServer(nil)
-	iss, err := devissuer.New(devissuer.Config{
+	iss, err := issuer.New(issuer.Config{
 		URL: "http://" + ts.Listener.Addr().String(), Audience: audience,
 		ClientID: "test-client", ClientSecret: "test-secret", Scopes: []string{scope},
 	})
@@ -118,10 +115,10 @@ func startChain(t testing.TB, o chainOptions) *chain {
 		},
 	}
 	if o.peerAuth == app.PeerAuthMTLS {
-		if c.ca, err = devca.NewDevCA(spiffeid.RequireTrustDomainFromString("cluster.local"), time.Hour); err != nil {
+		if c.ca, err = spiffeca.NewDevCA(spiffeid.RequireTrustDomainFromString("cluster.local"), time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		cc.CA = c.ca
+		cc.Identity = func(id spiffeid.ID) (spiffetls.Source, error) { return c.ca.Source(id) }
 	}
 	if o.spyB != nil {
 		cc.Upstream = func(role domain.Role, target string) string {
@@ -176,7 +173,7 @@ func (c *chain) svc(role domain.Role) *app.Service { return c.c.Service(role) }
 
 func (c *chain) url(role domain.Role) string { return c.c.URL(role) }
 
-func (c *chain) identity(role domain.Role) *devca.MemorySource {
+func (c *chain) identity(role domain.Role) *spiffeca.MemorySource {
 	c.t.Helper()
 	h, _ := domain.HopOf(role)
 	id, err := spiffetls.ID("cluster.local", "default", h.ServiceAccount)
@@ -255,72 +252,4 @@ func runService(t testing.TB, svc *app.Service) (context.CancelFunc, <-chan stru
 		<-done
 	})
 	return cancel, done
-}
-
-// startDemo runs `trustchain demo` in-process on free ports and waits until
-// it has printed its instructions. It stops when the test ends.
-func startDemo(t *testing.T, edit func(*app.DemoConfig)) (*app.Demo, *logbuf.Buffer) {
-	t.Helper()
-	demo, out, stop := runDemo(t, edit)
-	t.Cleanup(stop)
-	return demo, out
-}
-
-// runDemo is startDemo for a test that stops the demo itself, with stop;
-// stop waits for every role to shut down.
-func runDemo(t *testing.T, edit func(*app.DemoConfig)) (demo *app.Demo, out *logbuf.Buffer, stop func()) {
-	t.Helper()
-	dc := app.DemoDefaults()
-	dc.Listen, dc.UIListen, dc.LogLevel = "127.0.0.1:0", "127.0.0.1:0", "error"
-	if edit != nil {
-		edit(&dc)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	demo, err := app.NewDemo(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	out = &logbuf.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, out) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("demo stopped with %v", err)
-			}
-		})
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("demo did not print its instructions:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return demo, out, stop
-}
-
-// demoToken gets a machine's token from the demo's issuer, as its
-// instructions show: the client-credentials grant.
-func demoToken(t *testing.T, demo *app.Demo) string {
-	t.Helper()
-	form := strings.NewReader(`{"grant_type":"client_credentials","client_id":"trustchain-demo","client_secret":"` + demo.ClientSecret() + `","audience":"https://trustchain.example/api"}`)
-	resp, err := http.Post(demo.IssuerURL()+"/oauth/token", "application/json", form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || tok.AccessToken == "" || tok.TokenType != "Bearer" {
-		t.Fatalf("token endpoint: %d %+v %v", resp.StatusCode, tok, err)
-	}
-	return tok.AccessToken
 }

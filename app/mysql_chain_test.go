@@ -75,17 +75,3 @@ func TestTraceReachesTheDatabase(t *testing.T) {
 		}
 	}
 }
-
-// TestDemoOnMySQL runs `trustchain demo --mysql-dsn` as a person would:
-// a token from the issuer's /oauth/token, then A.
-func TestDemoOnMySQL(t *testing.T) {
-	dsn := mysqlDSN(t)
-	demo, out := startDemo(t, func(dc *app.DemoConfig) { dc.MySQLDSN = dsn })
-	status, _, body := get(t, nil, "http://"+demo.APIAddr(roleA)+"/products", demoToken(t, demo), nil)
-	if status != 200 || !seedPrefix.MatchString(body) {
-		t.Fatalf("A answered %d: %s", status, body)
-	}
-	if !strings.Contains(out.String(), demo.ClientSecret()) || !strings.Contains(out.String(), "MySQL") {
-		t.Fatalf("instructions do not match the demo:\n%s", out.String())
-	}
-}

@@ -18,7 +18,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/oauthlogin"
 	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
@@ -31,24 +31,24 @@ const (
 
 // newIssuer runs the demo issuer on loopback with alice, who may read
 // products, and the CLI's public client, polled every second.
-func newIssuer(tb testing.TB) (*devissuer.Issuer, *testclock.Offset) {
+func newIssuer(tb testing.TB) (*issuer.Issuer, *testclock.Offset) {
 	tb.Helper()
 	clock := &testclock.Offset{}
 	srv := httptest.NewUnstartedServer(nil)
-	iss, err := devissuer.New(devissuer.Config{
+	iss, err := issuer.New(issuer.Config{
 		URL:          "http://" + srv.Listener.Addr().String(),
 		Audience:     audience,
 		ClientID:     "machine",
 		ClientSecret: "machine-secret",
-		Users: []devissuer.User{
-			{Name: "alice", Password: alicePassword, Role: devissuer.Role{Name: "reader", Permissions: []string{"read:products"}}},
+		Users: []issuer.User{
+			{Name: "alice", Password: alicePassword, Role: issuer.Role{Name: "reader", Permissions: []string{"read:products"}}},
 		},
-		PublicClients:  []devissuer.PublicClient{{ID: cliClient}},
+		PublicClients:  []issuer.PublicClient{{ID: cliClient}},
 		DeviceInterval: time.Second,
 		Now:            clock.Now,
 	})
 	if err != nil {
-		tb.Fatalf("devissuer.New: %v", err)
+		tb.Fatalf("issuer.New: %v", err)
 	}
 	srv.Config.Handler = iss
 	srv.Start()
@@ -56,7 +56,7 @@ func newIssuer(tb testing.TB) (*devissuer.Issuer, *testclock.Offset) {
 	return iss, clock
 }
 
-func config(iss *devissuer.Issuer, prompt *promptReader) oauthlogin.Config {
+func config(iss *issuer.Issuer, prompt *promptReader) oauthlogin.Config {
 	return oauthlogin.Config{
 		Issuer:   iss.Issuer(),
 		ClientID: cliClient,

@@ -15,7 +15,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/trustchain/trustchain/adapters/devissuer"
+	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
 )
@@ -29,10 +29,10 @@ const (
 	hang        // hold the request until the client gives up
 )
 
-// testIssuer is a devissuer on a real loopback server, with request counts
+// testIssuer is the dev issuer (adapters/dev/issuer) on a real loopback server, with request counts
 // and switches to make its discovery and JWKS endpoints fail or hang.
 type testIssuer struct {
-	*devissuer.Issuer
+	*issuer.Issuer
 	srv *httptest.Server
 
 	discoveryHits, jwksHits atomic.Int64
@@ -51,7 +51,7 @@ func newTestIssuer(tb testing.TB, useTLS bool) *testIssuer {
 	if useTLS {
 		scheme = "https://"
 	}
-	iss, err := devissuer.New(devissuer.Config{
+	iss, err := issuer.New(issuer.Config{
 		URL:          scheme + srv.Listener.Addr().String(),
 		Audience:     testAudience,
 		ClientID:     "client-1",
@@ -59,7 +59,7 @@ func newTestIssuer(tb testing.TB, useTLS bool) *testIssuer {
 		Scopes:       []string{"read:products"},
 	})
 	if err != nil {
-		tb.Fatalf("devissuer.New: %v", err)
+		tb.Fatalf("issuer.New: %v", err)
 	}
 	ti.Issuer, ti.srv = iss, srv
 	if useTLS {

@@ -13,7 +13,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/trustchain/trustchain/adapters/devca"
+	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
@@ -28,7 +28,7 @@ func roleFiles(dir, sa string) spiffetls.Files {
 
 func writeDevCerts(tb testing.TB, dir string) {
 	tb.Helper()
-	if _, err := devca.WriteDevCerts(dir, trustDomain, "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
+	if _, err := spiffeca.WriteDevCerts(dir, trustDomain, "default", []string{"service-a", "service-b", "service-c"}, time.Hour); err != nil {
 		tb.Fatalf("WriteDevCerts: %v", err)
 	}
 }
@@ -155,7 +155,7 @@ func TestFileSourceKeepsLastGoodSVID(t *testing.T) {
 }
 
 // writeSVID writes a fresh SVID for id and ca's bundle to files.
-func writeSVID(tb testing.TB, ca *devca.DevCA, id spiffeid.ID, files spiffetls.Files) {
+func writeSVID(tb testing.TB, ca *spiffeca.DevCA, id spiffeid.ID, files spiffetls.Files) {
 	tb.Helper()
 	svid, err := ca.Issue(id)
 	if err != nil {

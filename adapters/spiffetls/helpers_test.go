@@ -17,7 +17,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
-	"github.com/trustchain/trustchain/adapters/devca"
+	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
@@ -31,18 +31,18 @@ var (
 	serviceC = spiffeid.RequireFromString("spiffe://cluster.local/ns/default/sa/service-c")
 )
 
-var _ spiffetls.Source = (*devca.MemorySource)(nil)
+var _ spiffetls.Source = (*spiffeca.MemorySource)(nil)
 
-func newCA(tb testing.TB) *devca.DevCA {
+func newCA(tb testing.TB) *spiffeca.DevCA {
 	tb.Helper()
-	ca, err := devca.NewDevCA(td, time.Hour)
+	ca, err := spiffeca.NewDevCA(td, time.Hour)
 	if err != nil {
 		tb.Fatalf("NewDevCA: %v", err)
 	}
 	return ca
 }
 
-func memorySource(tb testing.TB, ca *devca.DevCA, id spiffeid.ID) *devca.MemorySource {
+func memorySource(tb testing.TB, ca *spiffeca.DevCA, id spiffeid.ID) *spiffeca.MemorySource {
 	tb.Helper()
 	src, err := ca.Source(id)
 	if err != nil {

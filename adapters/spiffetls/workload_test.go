@@ -14,7 +14,7 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
 
-	"github.com/trustchain/trustchain/adapters/devca"
+	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 )
 
@@ -86,7 +86,7 @@ func TestWorkloadSourceServesMTLS(t *testing.T) {
 
 // fakeWorkloadAPI serves one X509-SVID for service-c over a unix socket and
 // returns its address.
-func fakeWorkloadAPI(tb testing.TB, ca *devca.DevCA) string {
+func fakeWorkloadAPI(tb testing.TB, ca *spiffeca.DevCA) string {
 	tb.Helper()
 	svid, err := ca.Issue(serviceC)
 	if err != nil {

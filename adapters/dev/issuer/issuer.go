@@ -1,0 +1,395 @@
+// Package issuer is a local OpenID Connect issuer shaped like Auth0: it
+// serves discovery and a JWKS, issues RS256 access tokens with Auth0's
+// claims to a machine client (client credentials), and logs configured users
+// in through the authorization-code flow with PKCE and the device
+// authorization grant. The demo command and the tests use it so that tokens
+// are real and verified end to end.
+package issuer
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+const (
+	defaultTokenTTL       = time.Hour
+	defaultDeviceInterval = 5 * time.Second // Auth0's polling interval
+	rsaKeyBits            = 2048
+	// maxRequestBytes bounds a token request body; a real one is a few
+	// hundred bytes.
+	maxRequestBytes = 64 << 10
+
+	grantClientCredentials = "client-credentials" // the gty claim Auth0 writes
+
+	grantTypeClientCredentials = "client_credentials"
+	grantTypeAuthorizationCode = "authorization_code"
+	grantTypeDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// Config describes the issuer, its machine client, and the users and public
+// clients that can log in.
+type Config struct {
+	// URL is the issuer's base URL without a trailing slash, for example
+	// http://127.0.0.1:8080.
+	URL      string
+	Audience string // the only API identifier tokens are issued for
+	ClientID string
+	// ClientSecret is the client's secret for the token endpoint.
+	ClientSecret string
+	Scopes       []string      // granted to the client, e.g. read:products
+	TokenTTL     time.Duration // lifetime of issued tokens; default 1h
+
+	// Users can log in through /authorize and /activate. Their role decides
+	// the scope and permissions of their access tokens.
+	Users []User
+	// PublicClients are the browser and device clients: they have no
+	// secret, so a login is bound to them by PKCE or by the device code.
+	PublicClients []PublicClient
+	// DeviceInterval is the least time between two polls of one device
+	// code, in whole seconds. Default 5s, as on Auth0.
+	DeviceInterval time.Duration
+	// Now is the clock for token times and for the expiry of codes.
+	// Default time.Now.
+	Now func() time.Time
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("URL %q must be an absolute http(s) URL", c.URL))
+	} else if strings.HasSuffix(c.URL, "/") {
+		errs = append(errs, fmt.Errorf("URL %q must not end with a slash", c.URL))
+	}
+	if c.Audience == "" {
+		errs = append(errs, errors.New("audience is required"))
+	}
+	if c.ClientID == "" || c.ClientSecret == "" {
+		errs = append(errs, errors.New("client ID and secret are required"))
+	}
+	if c.TokenTTL < 0 {
+		errs = append(errs, errors.New("token TTL must not be negative"))
+	}
+	if c.DeviceInterval < 0 || c.DeviceInterval%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("device interval %v must be a non-negative whole number of seconds", c.DeviceInterval))
+	}
+	errs = append(errs, validateUsers(c.Users)...)
+	errs = append(errs, validatePublicClients(c.PublicClients, c.ClientID)...)
+	return errors.Join(errs...)
+}
+
+// Issuer is the local issuer. It is an http.Handler and safe for concurrent
+// use.
+type Issuer struct {
+	cfg     Config
+	mux     *http.ServeMux
+	users   map[string]User
+	clients map[string]PublicClient
+	pending *pending // authorization codes and device grants
+
+	mu  sync.RWMutex
+	key signingKey // the current and only published key
+}
+
+type signingKey struct {
+	kid    string
+	public *rsa.PublicKey
+	signer jose.Signer
+}
+
+// New returns an issuer with a fresh RSA key.
+func New(cfg Config) (*Issuer, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("dev issuer config: %w", err)
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = defaultTokenTTL
+	}
+	if cfg.DeviceInterval == 0 {
+		cfg.DeviceInterval = defaultDeviceInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key, err := newSigningKey()
+	if err != nil {
+		return nil, err
+	}
+	iss := &Issuer{
+		cfg:     cfg,
+		key:     key,
+		mux:     http.NewServeMux(),
+		users:   make(map[string]User, len(cfg.Users)),
+		clients: make(map[string]PublicClient, len(cfg.PublicClients)),
+		pending: newPending(),
+	}
+	for _, u := range cfg.Users {
+		iss.users[u.Name] = u
+	}
+	for _, c := range cfg.PublicClients {
+		iss.clients[c.ID] = c
+	}
+	// The login forms are posted by the issuer's own pages; refusing
+	// cross-origin posts stops another site from logging a browser in.
+	forms := http.NewCrossOriginProtection()
+	iss.mux.HandleFunc("GET /.well-known/openid-configuration", iss.serveDiscovery)
+	iss.mux.HandleFunc("GET /.well-known/jwks.json", iss.serveJWKS)
+	iss.mux.HandleFunc("POST /oauth/token", iss.serveToken)
+	iss.mux.HandleFunc("GET /authorize", iss.serveAuthorizeForm)
+	iss.mux.Handle("POST /authorize", forms.Handler(http.HandlerFunc(iss.serveAuthorizeLogin)))
+	iss.mux.HandleFunc("POST /oauth/device/code", iss.serveDeviceCode)
+	iss.mux.HandleFunc("GET /activate", iss.serveActivateForm)
+	iss.mux.Handle("POST /activate", forms.Handler(http.HandlerFunc(iss.serveActivate)))
+	return iss, nil
+}
+
+func newSigningKey() (signingKey, error) {
+	priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("generate signing key: %w", err)
+	}
+	kidBytes := make([]byte, 16)
+	if _, err := rand.Read(kidBytes); err != nil {
+		return signingKey{}, fmt.Errorf("generate key id: %w", err)
+	}
+	kid := base64.RawURLEncoding.EncodeToString(kidBytes)
+	// Passing a JSONWebKey (not the bare key) makes go-jose put kid in the
+	// protected header, which is how verifiers pick the key.
+	signer, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"),
+	)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("create signer: %w", err)
+	}
+	return signingKey{kid: kid, public: &priv.PublicKey, signer: signer}, nil
+}
+
+// Issuer is the issuer identifier: the URL with a trailing slash, as Auth0
+// writes it. The iss claim and the discovery document carry exactly this.
+func (iss *Issuer) Issuer() string { return iss.cfg.URL + "/" }
+
+// ServeHTTP serves discovery, the JWKS, the token endpoint and the login
+// pages.
+func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { iss.mux.ServeHTTP(w, r) }
+
+// RotateKey replaces the signing key. The JWKS then publishes only the new
+// key, so tokens signed by the old one stop verifying once a verifier
+// refreshes.
+func (iss *Issuer) RotateKey() error {
+	key, err := newSigningKey()
+	if err != nil {
+		return err
+	}
+	iss.mu.Lock()
+	iss.key = key
+	iss.mu.Unlock()
+	return nil
+}
+
+// DefaultClaims returns a valid, Auth0-shaped claim set for subject, issued
+// now, for tests to alter before Mint.
+func (iss *Issuer) DefaultClaims(subject string) map[string]any {
+	now := iss.cfg.Now()
+	return map[string]any{
+		"iss":         iss.Issuer(),
+		"sub":         subject,
+		"aud":         []string{iss.cfg.Audience, iss.cfg.URL + "/userinfo"},
+		"iat":         now.Unix(),
+		"exp":         now.Add(iss.cfg.TokenTTL).Unix(),
+		"scope":       strings.Join(iss.cfg.Scopes, " "),
+		"permissions": append([]string{}, iss.cfg.Scopes...),
+		"azp":         iss.cfg.ClientID,
+		"gty":         grantClientCredentials,
+	}
+}
+
+// Mint signs claims as they are with the current key, kid header set. It
+// checks nothing, so tests can mint invalid tokens too.
+func (iss *Issuer) Mint(claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("encode claims: %w", err)
+	}
+	iss.mu.RLock()
+	signer := iss.key.signer
+	iss.mu.RUnlock()
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
+	base := iss.cfg.URL
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                iss.Issuer(),
+		"authorization_endpoint":                base + "/authorize",
+		"token_endpoint":                        base + "/oauth/token",
+		"device_authorization_endpoint":         base + "/oauth/device/code",
+		"userinfo_endpoint":                     base + "/userinfo",
+		"jwks_uri":                              base + "/.well-known/jwks.json",
+		"grant_types_supported":                 []string{grantTypeClientCredentials, grantTypeAuthorizationCode, grantTypeDeviceCode},
+		"response_types_supported":              []string{"code"},
+		"response_modes_supported":              []string{"query"},
+		"code_challenge_methods_supported":      []string{pkceS256},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
+		"scopes_supported":                      iss.scopesSupported(),
+		"claims_supported":                      []string{"aud", "exp", "iat", "iss", "sub", "name", "nickname", "nonce", "azp"},
+	})
+}
+
+func (iss *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	iss.mu.RLock()
+	key := iss.key
+	iss.mu.RUnlock()
+	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{
+		Key:       key.public,
+		KeyID:     key.kid,
+		Algorithm: string(jose.RS256),
+		Use:       "sig",
+	}}})
+}
+
+// tokenRequest is a token or device-code request, read from JSON or a form
+// as Auth0 accepts both.
+type tokenRequest struct {
+	GrantType    string `json:"grant_type"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Audience     string `json:"audience"`
+	Scope        string `json:"scope"`
+	Code         string `json:"code"`
+	CodeVerifier string `json:"code_verifier"`
+	RedirectURI  string `json:"redirect_uri"`
+	DeviceCode   string `json:"device_code"`
+}
+
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	IDToken     string `json:"id_token,omitempty"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+}
+
+func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
+	req, err := readTokenRequest(r)
+	if err != nil {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	switch req.GrantType {
+	case grantTypeAuthorizationCode:
+		iss.exchangeCode(w, req)
+	case grantTypeDeviceCode:
+		iss.exchangeDeviceCode(w, req)
+	default:
+		iss.clientCredentials(w, req)
+	}
+}
+
+func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
+	// Auth0 authenticates the client first, so a bad secret never reveals
+	// which grants or audiences exist.
+	if !iss.clientMatches(req.ClientID, req.ClientSecret) {
+		writeOAuthError(w, http.StatusUnauthorized, "access_denied", "Unauthorized")
+		return
+	}
+	if req.GrantType != grantTypeClientCredentials {
+		writeOAuthError(w, http.StatusForbidden, "unsupported_grant_type",
+			fmt.Sprintf("Grant type '%s' not allowed for the client.", req.GrantType))
+		return
+	}
+	if req.Audience != iss.cfg.Audience {
+		writeAudienceError(w, req.Audience)
+		return
+	}
+	claims := iss.DefaultClaims(req.ClientID + "@clients")
+	token, err := iss.Mint(claims)
+	if err != nil {
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
+		return
+	}
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: token,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
+		Scope:       claims["scope"].(string),
+	})
+}
+
+func readTokenRequest(r *http.Request) (tokenRequest, error) {
+	var req tokenRequest
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mediaType == "application/json" {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return tokenRequest{}, errors.New("request body is not valid JSON")
+		}
+	} else {
+		if err := r.ParseForm(); err != nil {
+			return tokenRequest{}, errors.New("request body is not a valid form")
+		}
+		f := r.PostForm
+		req = tokenRequest{
+			GrantType:    f.Get("grant_type"),
+			ClientID:     f.Get("client_id"),
+			ClientSecret: f.Get("client_secret"),
+			Audience:     f.Get("audience"),
+			Scope:        f.Get("scope"),
+			Code:         f.Get("code"),
+			CodeVerifier: f.Get("code_verifier"),
+			RedirectURI:  f.Get("redirect_uri"),
+			DeviceCode:   f.Get("device_code"),
+		}
+	}
+	// Auth0 also takes the credentials as HTTP Basic (client_secret_basic).
+	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" && req.ClientSecret == "" {
+		req.ClientID, req.ClientSecret = id, secret
+	}
+	return req, nil
+}
+
+func (iss *Issuer) clientMatches(id, secret string) bool {
+	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(iss.cfg.ClientID))
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(iss.cfg.ClientSecret))
+	return idOK&secretOK == 1
+}
+
+// writeAudienceError answers a request for an API this issuer does not
+// serve the way Auth0 does.
+func writeAudienceError(w http.ResponseWriter, audience string) {
+	writeOAuthError(w, http.StatusForbidden, "access_denied", "Service not found: "+audience)
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code, description string) {
+	writeJSON(w, status, map[string]string{"error": code, "error_description": description})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
