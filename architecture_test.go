@@ -16,8 +16,8 @@ const module = "github.com/trustchain/trustchain"
 
 // TestDependenciesPointInwards keeps the hexagon honest: domain uses the
 // standard library only, ports adds only domain, adapters never reach the
-// composition root nor each other (test kits aside), nothing but main and
-// the demo's wiring imports app, and the development packages (the demo's
+// composition root nor each other, only tests import the test kits under
+// internal/testkit, nothing but main and the demo's wiring imports app, and the development packages (the demo's
 // issuer, page and CA under adapters/dev) are wired by app/demo alone,
 // which only main imports.
 func TestDependenciesPointInwards(t *testing.T) {
@@ -46,7 +46,10 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"adapters/httpapi", module + "/adapters/telemetry"},
 		{"adapters/telemetry", module + "/adapters/httpapi"},
 		{"adapters/mysql", module + "/adapters/memory"},
-		{"adapters/mysql", module + "/adapters/storetest"},
+		{"adapters/mysql", module + "/internal/testkit/storetest"},
+		{"app", module + "/internal/testkit/mysqltest"},
+		{".", module + "/internal/testkit/testclock"},
+		{"adapters/storetest", module + "/adapters/mysql"},
 		{"adapters/httpapi/client", module + "/adapters/httpapi/server"},
 		{"adapters/httpapi/server", module + "/adapters/httpapi/client"},
 		{"adapters/httpapi/wire", module + "/adapters/httpapi/server"},
@@ -72,8 +75,10 @@ func TestRuleBrokenCatchesViolations(t *testing.T) {
 		{"adapters/httpapi/client", module + "/adapters/httpapi/wire"},
 		{"adapters/httpapi/server", module + "/adapters/httpapi/wire"},
 		{"adapters/mysql", module + "/migrations"},
-		{"adapters/mysql/mysqltest", module + "/adapters/mysql"},
-		{"adapters/storetest", module + "/ports"},
+		{"internal/testkit/storetest", module + "/adapters/mysql"},
+		{"internal/testkit/storetest", module + "/adapters/memory"},
+		{"internal/testkit/storetest", module + "/internal/testkit/mysqltest"},
+		{"internal/testkit/browsertest", module + "/internal/testkit/logbuf"},
 		{"app", module + "/adapters/mysql"},
 		{".", module + "/app"},
 		{".", module + "/app/demo"},
@@ -107,7 +112,7 @@ func ruleBroken(pkg, dep string) string {
 		if internal && (rel == "app" || strings.HasPrefix(rel, "app/") || rel == "") {
 			return "adapters must not depend on the composition root"
 		}
-		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) && !testKit(pkg) {
+		if internal && strings.HasPrefix(rel, "adapters/") && adapterOf(rel) != adapterOf(pkg) {
 			return "adapters meet only in app: one adapter must not import another"
 		}
 		if internal && adapterOf(pkg) == httpAdapter && adapterOf(rel) == httpAdapter && rel != httpWire {
@@ -121,6 +126,8 @@ func ruleBroken(pkg, dep string) string {
 		return "only main may import the demo"
 	case internal && strings.HasPrefix(rel, "adapters/dev/") && pkg != "app/demo" && adapterOf(rel) != adapterOf(pkg):
 		return "development packages are wired by app/demo alone"
+	case internal && testKit(rel) && !testKit(pkg):
+		return "only tests and other test kits import a test kit"
 	}
 	return ""
 }
@@ -133,8 +140,9 @@ const (
 	httpWire    = httpAdapter + "/wire"
 )
 
-// adapterOf is the adapter a package belongs to: adapters/mysql for
-// adapters/mysql/mysqltest too, adapters/dev/issuer for its subpackages.
+// adapterOf is the adapter a package belongs to: adapters/mysql for a
+// package inside it (adapters/mysql/<sub>) too, adapters/dev/issuer for its
+// subpackages.
 func adapterOf(rel string) string {
 	n := 2
 	if strings.HasPrefix(rel, "adapters/dev/") {
@@ -147,10 +155,11 @@ func adapterOf(rel string) string {
 	return strings.Join(parts[:n], "/")
 }
 
-// testKit reports whether pkg is a kit only tests import, which may stand
-// up other adapters: the contract suite and the MySQL test servers.
+// testKit reports whether pkg is a kit only tests import: the contract
+// suite, the MySQL test servers, the browser, the log buffer, the clock.
+// They live in one folder, and may stand up any adapter.
 func testKit(pkg string) bool {
-	return pkg == "adapters/storetest" || strings.HasSuffix(pkg, "/mysqltest")
+	return strings.HasPrefix(pkg, "internal/testkit/")
 }
 
 // productionImports maps each package directory to the imports of its

@@ -19,7 +19,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // buildBinary compiles trustchain: the production build as the Dockerfile

@@ -44,6 +44,10 @@ func TestConfigErrorsNameFlagAndEnv(t *testing.T) {
 			`  --peer-auth [PEER_AUTH]: "tls" is not one of: mtls, xfcc, off`,
 			`  --allow-peer [ALLOWED_PEERS]: "service-a" is not a SPIFFE ID (spiffe://trust-domain/path)`,
 		}},
+		{"a sampling ratio over 1, and a bad OTLP endpoint", []string{"--role=a", "--upstream=http://c", "--oidc-issuer=https://t/", "--oidc-audience=x", "--traces-sampler-arg=2", "--otlp-endpoint=collector:4318"}, []string{
+			`  --traces-sampler-arg [OTEL_TRACES_SAMPLER_ARG]: "2" is not a ratio from 0 to 1`,
+			`  --otlp-endpoint [OTEL_EXPORTER_OTLP_ENDPOINT]: "collector:4318" is not an http(s) URL`,
+		}},
 		{"migrate without a DSN", []string{"migrate", "up"}, []string{
 			"  --mysql-dsn [MYSQL_DSN]: is required",
 		}},

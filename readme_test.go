@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // TestReadmeRecipes runs the README's shell recipes as they are written, in

@@ -18,7 +18,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 var seedResponse = regexp.MustCompile(`^\{"products":\[\{"id":1,"name":"Laptop","price":1000\}\],"serviceA_metadata":"request processed at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"\}\n$`)

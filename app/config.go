@@ -75,7 +75,7 @@ type Config struct {
 	OTLPTracesEndpoint string `flag:"otlp-traces-endpoint" env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" usage:"OTLP traces URL, used as it is" validate:"omitempty,http_url"`
 	OTLPProtocol       string `flag:"otlp-protocol" env:"OTEL_EXPORTER_OTLP_PROTOCOL" usage:"http/protobuf or grpc" validate:"oneof=http/protobuf grpc"`
 	TracesSampler      string `flag:"traces-sampler" env:"OTEL_TRACES_SAMPLER" usage:"always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio" validate:"oneof=always_on always_off traceidratio parentbased_always_on parentbased_always_off parentbased_traceidratio"`
-	TracesSamplerArg   string `flag:"traces-sampler-arg" env:"OTEL_TRACES_SAMPLER_ARG" usage:"sampling ratio for the traceidratio samplers, 0 to 1"`
+	TracesSamplerArg   string `flag:"traces-sampler-arg" env:"OTEL_TRACES_SAMPLER_ARG" usage:"sampling ratio for the traceidratio samplers, 0 to 1" validate:"omitempty,ratio"`
 	OTelServiceName    string `flag:"otel-service-name" env:"OTEL_SERVICE_NAME" usage:"service.name of spans (default service-<role>)"`
 	OTelResourceAttrs  string `flag:"otel-resource-attributes" env:"OTEL_RESOURCE_ATTRIBUTES" usage:"extra resource attributes of spans, key=value,…"`
 
@@ -329,7 +329,10 @@ func newValidator() *validator.Validate {
 			return err == nil
 		},
 		"log_level": func(s string) bool { return parseLevel(s) == nil },
-		"max_page":  func(s string) bool { n, err := strconv.Atoi(s); return err == nil && n <= domain.MaxPageLimit },
+		// The SDK would read a bad OTEL_TRACES_SAMPLER_ARG as 1 and only
+		// log it: refuse it here instead.
+		"ratio":    func(s string) bool { r, err := strconv.ParseFloat(s, 64); return err == nil && r >= 0 && r <= 1 },
+		"max_page": func(s string) bool { n, err := strconv.Atoi(s); return err == nil && n <= domain.MaxPageLimit },
 	}
 	for tag, ok := range rules {
 		must(v.RegisterValidation(tag, func(fl validator.FieldLevel) bool {
@@ -350,14 +353,9 @@ func issuerURLOK(s string) bool {
 	case "https":
 		return true
 	case "http":
-		return isLoopback(u.Hostname())
+		return domain.IsLoopbackHost(u.Hostname())
 	}
 	return false
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 func must(err error) {
@@ -400,6 +398,7 @@ var tagSentences = map[string]func(value string, fe validator.FieldError) string
 	"trust_domain":      valueIs("%s is not a trust domain name"),
 	"dns_rfc1035_label": valueIs("%s is not a Kubernetes name (a DNS label)"),
 	"log_level":         valueIs("%s is not one of: debug, info, warn, error"),
+	"ratio":             valueIs("%s is not a ratio from 0 to 1"),
 	"oneof": func(value string, fe validator.FieldError) string {
 		return fmt.Sprintf("%s is not one of: %s", value, strings.ReplaceAll(fe.Param(), " ", ", "))
 	},

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/trustchain/trustchain/app"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 // TestUnusedSettingsFromTheEnvironmentAreWarnedAbout: a setting of another

@@ -15,9 +15,9 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // startRoleB runs role b on the DSN and returns it running, with its log,

@@ -20,7 +20,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/spiffetls"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 	"github.com/trustchain/trustchain/ports"
 )
 

@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // mysqlDSN returns a private, empty schema on the embedded engine.

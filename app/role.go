@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -178,25 +179,43 @@ func (s *Service) newTelemetry(ctx context.Context, cfg Config, deps Deps) (tele
 		UpstreamKinds: wire.UpstreamKinds(),
 	})
 	tracing, err := telemetry.NewTracing(ctx, telemetry.TracingConfig{
-		ServiceName:        cfg.hop().ServiceAccount,
-		ServiceVersion:     deps.Build.Version,
-		OTelServiceName:    cfg.OTelServiceName,
-		ResourceAttributes: cfg.OTelResourceAttrs,
-		Endpoint:           cfg.OTLPEndpoint,
-		TracesEndpoint:     cfg.OTLPTracesEndpoint,
-		Protocol:           cfg.OTLPProtocol,
-		Sampler:            cfg.TracesSampler,
-		SamplerArg:         cfg.TracesSamplerArg,
-		Stdout:             deps.TraceStdout,
-		Exporter:           deps.TraceExporter,
-		Logger:             s.log,
-		OnExportError:      metrics.TraceExportFailed,
+		ServiceName:    cfg.hop().ServiceAccount,
+		ServiceVersion: deps.Build.Version,
+		OTLP:           cfg.OTLPEndpoint != "" || cfg.OTLPTracesEndpoint != "",
+		Protocol:       cfg.OTLPProtocol,
+		Flags:          cfg.tracingFlags(),
+		Stdout:         deps.TraceStdout,
+		Exporter:       deps.TraceExporter,
+		Logger:         s.log,
+		OnExportError:  metrics.TraceExportFailed,
 	})
 	if err != nil {
 		return telemetryParts{}, fmt.Errorf("set up tracing: %w", err)
 	}
 	s.closers = append(s.closers, tracing.Shutdown)
 	return telemetryParts{metrics: metrics, tracing: tracing}, nil
+}
+
+// tracingFlags hands the SDK the tracing settings given on the command
+// line; those from the environment the SDK reads itself. Each group goes
+// whole, so that within it the spec's precedence holds as it does for the
+// variables (the traces endpoint over the base one, the service name over
+// the resource attributes).
+func (c Config) tracingFlags() telemetry.TracingFlags {
+	given := func(names ...string) bool {
+		return slices.ContainsFunc(names, func(n string) bool { return c.CommandLine[n] })
+	}
+	var f telemetry.TracingFlags
+	if given("otlp-endpoint", "otlp-traces-endpoint") {
+		f.Endpoint, f.TracesEndpoint = c.OTLPEndpoint, c.OTLPTracesEndpoint
+	}
+	if given("traces-sampler", "traces-sampler-arg") {
+		f.Sampler, f.SamplerArg = c.TracesSampler, c.TracesSamplerArg
+	}
+	if given("otel-service-name", "otel-resource-attributes") {
+		f.ServiceName, f.ResourceAttributes = c.OTelServiceName, c.OTelResourceAttrs
+	}
+	return f
 }
 
 // newVerifier builds the token check and the dependency that loads the

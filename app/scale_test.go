@@ -16,8 +16,8 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // BenchmarkCatalogueScale loads 1,000, 100,000 and 1,000,000 products into

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"sigs.k8s.io/yaml"
@@ -22,10 +23,12 @@ import (
 const (
 	// The overlay that carries the observability component.
 	observedOverlay = "dev"
-	ruleName        = "trustchain"
-	dashboardMap    = "trustchain-dashboard"
-	dashboardKey    = "trustchain.json"
-	dashboardFile   = "components/observability/dashboards/" + dashboardKey
+	// The hand-written PrometheusRule and the one rendered from the table.
+	ruleName       = "trustchain"
+	budgetRuleName = "trustchain-budgets"
+	dashboardMap   = "trustchain-dashboard"
+	dashboardKey   = "trustchain.json"
+	dashboardFile  = "components/observability/dashboards/" + dashboardKey
 	// Each alert's runbook is the README heading of its name.
 	runbookBase = "https://github.com/trustchain/trustchain/blob/main/README.md#"
 	// The promtool unit tests and the script that runs them.
@@ -36,21 +39,93 @@ const (
 	maxAppliedObject = 256 * 1024
 )
 
-// alertRules returns every alerting rule of the rendered PrometheusRule.
+// ruleGroups returns the rule groups of both PrometheusRules, the
+// hand-written one's first.
+func ruleGroups(tb testing.TB, b *bundle) []monitoringv1.RuleGroup {
+	tb.Helper()
+	var groups []monitoringv1.RuleGroup
+	for _, name := range []string{ruleName, budgetRuleName} {
+		pr, ok := b.prometheusRules[name]
+		if !ok {
+			tb.Fatalf("overlay %s renders no PrometheusRule %q", b.overlay, name)
+		}
+		groups = append(groups, pr.Spec.Groups...)
+	}
+	if len(b.prometheusRules) != 2 {
+		tb.Fatalf("overlay %s renders %d PrometheusRules, want %s and %s", b.overlay, len(b.prometheusRules), ruleName, budgetRuleName)
+	}
+	return groups
+}
+
+// alertRules returns every alerting rule of the rendered PrometheusRules.
 func alertRules(tb testing.TB, b *bundle) []monitoringv1.Rule {
 	tb.Helper()
-	pr, ok := b.prometheusRules[ruleName]
-	if !ok {
-		tb.Fatalf("overlay %s renders no PrometheusRule %q", b.overlay, ruleName)
-	}
 	var rules []monitoringv1.Rule
-	for _, g := range pr.Spec.Groups {
+	for _, g := range ruleGroups(tb, b) {
 		rules = append(rules, g.Rules...)
 	}
 	if len(rules) == 0 {
-		tb.Fatal("the PrometheusRule has no rules")
+		tb.Fatal("the PrometheusRules have no rules")
 	}
 	return rules
+}
+
+// The per-role alerts are rendered from the chain's table, and the
+// checked-in file is that rendering: run go generate ./deploy after
+// changing the table.
+func TestBudgetAlertsAreRenderedFromTheTable(t *testing.T) {
+	want, err := deploy.BudgetAlerts(domain.Chain())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(deploy.BudgetAlertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s is not what the chain's table renders; run go generate ./deploy", deploy.BudgetAlertsFile)
+	}
+	if pr, ok := renderOverlay(t, ".", observedOverlay).prometheusRules[budgetRuleName]; !ok || len(pr.Spec.Groups) == 0 {
+		t.Errorf("the %s overlay does not ship %s", observedOverlay, deploy.BudgetAlertsFile)
+	}
+}
+
+// A fourth role gets its own alerts from its row alone.
+func TestBudgetAlertsFollowTheRows(t *testing.T) {
+	hops := append(domain.Chain(), domain.Hop{Role: "d", ServiceAccount: "service-d", Budget: 1500 * time.Millisecond})
+	data, err := deploy.BudgetAlerts(hops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pr monitoringv1.PrometheusRule
+	if err := yaml.UnmarshalStrict(data, &pr); err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	var hop, db []string
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			role := roleMatcher.FindStringSubmatch(r.Expr.String())
+			if role == nil {
+				t.Fatalf("%s has no role: %s", r.Alert, r.Expr.String())
+			}
+			switch r.Alert {
+			case "TrustchainHopOverBudget":
+				hop = append(hop, role[1]+" "+r.Labels["budget"])
+			case "TrustchainDBQueryOverBudget":
+				db = append(db, role[1]+" "+r.Labels["budget"])
+			}
+		}
+	}
+	// Rows appended by hand are not linked: b and d both read the store.
+	if want := []string{"a 8s", "c 6s", "b 3s", "d 1.5s"}; !slices.Equal(hop, want) {
+		t.Errorf("hop alerts %v, want %v", hop, want)
+	}
+	if want := []string{"b 3s", "d 1.5s"}; !slices.Equal(db, want) {
+		t.Errorf("query alerts %v, want %v", db, want)
+	}
+	if _, err := deploy.BudgetAlerts([]domain.Hop{{Role: "x"}}); err == nil {
+		t.Error("a row without a budget rendered")
+	}
 }
 
 func TestEveryAlertIsActionable(t *testing.T) {
@@ -225,7 +300,7 @@ func TestRuleFileIsThePrometheusRule(t *testing.T) {
 	if err := yaml.UnmarshalStrict(data, &file); err != nil {
 		t.Fatalf("rule file: %v\n%s", err, data)
 	}
-	if want := b.prometheusRules[ruleName].Spec.Groups; !reflect.DeepEqual(file.Groups, want) {
+	if want := ruleGroups(t, b); !reflect.DeepEqual(file.Groups, want) {
 		t.Errorf("rule file groups differ from the PrometheusRule's:\n%s", data)
 	}
 }

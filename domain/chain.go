@@ -20,10 +20,11 @@ type Hop struct {
 	// the workload's SPIFFE ID, its Service and its deploy overlay.
 	ServiceAccount string
 	// Calls is the role this hop forwards to, or "" for the hop that reads
-	// the store.
+	// the store. It comes from the row order: the next row.
 	Calls Role
 	// CalledBy is the one role allowed to call this hop, or "" for the edge,
-	// which the ingress gateway calls.
+	// which the ingress gateway calls. It comes from the row order: the row
+	// before.
 	CalledBy Role
 	// Envelope makes the hop wrap its answer in the gateway's envelope.
 	Envelope bool
@@ -41,13 +42,28 @@ func (h Hop) ReadsStore() bool { return h.Calls == "" }
 // IsEdge reports whether the hop faces the ingress gateway.
 func (h Hop) IsEdge() bool { return h.CalledBy == "" }
 
-// chain is the whole topology. Adding a role is one row here, plus its
-// deploy overlay; everything else (config, wiring, the demo, dev
-// certificates, mesh policy tests) reads this table.
-var chain = []Hop{
-	{Role: RoleA, ServiceAccount: "service-a", Calls: RoleC, Envelope: true, Budget: 8 * time.Second},
-	{Role: RoleC, ServiceAccount: "service-c", Calls: RoleB, CalledBy: RoleA, Budget: 6 * time.Second},
-	{Role: RoleB, ServiceAccount: "service-b", CalledBy: RoleC, Budget: 3 * time.Second},
+// chain is the whole topology, from the edge inwards: each row calls the
+// next, so who calls whom is the row order and is never written down twice.
+// Adding a role is one row here, plus its deploy overlay (README, "Adding a
+// role"); everything else (config, wiring, the demo, dev certificates,
+// histogram buckets, alerts, mesh policy tests) reads this table.
+var chain = linked([]Hop{
+	{Role: RoleA, ServiceAccount: "service-a", Envelope: true, Budget: 8 * time.Second},
+	{Role: RoleC, ServiceAccount: "service-c", Budget: 6 * time.Second},
+	{Role: RoleB, ServiceAccount: "service-b", Budget: 3 * time.Second},
+})
+
+// linked fills in Calls and CalledBy from the order of rows.
+func linked(rows []Hop) []Hop {
+	for i := range rows {
+		if i > 0 {
+			rows[i].CalledBy = rows[i-1].Role
+		}
+		if i+1 < len(rows) {
+			rows[i].Calls = rows[i+1].Role
+		}
+	}
+	return rows
 }
 
 // Chain returns the hops from the edge inwards (A, C, B). The slice is the

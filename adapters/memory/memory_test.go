@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/trustchain/trustchain/adapters/memory"
-	"github.com/trustchain/trustchain/adapters/storetest"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testkit/storetest"
 	"github.com/trustchain/trustchain/ports"
 )
 

@@ -9,7 +9,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // TestOpenKeepsPasswordOutOfErrors feeds Open DSNs that fail at each stage

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 	"github.com/trustchain/trustchain/migrations"
 )
 

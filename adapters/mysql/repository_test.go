@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
-	"github.com/trustchain/trustchain/adapters/storetest"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/storetest"
 	"github.com/trustchain/trustchain/ports"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 // target is a server that speaks the MySQL protocol. Every test that needs

@@ -10,7 +10,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/testclock"
+	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
 
 // counters records the cache hooks.

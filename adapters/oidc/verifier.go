@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -250,16 +249,11 @@ func (v *Verifier) checkJWKSURL(s string) error {
 		return nil
 	case "http":
 		iss, _ := url.Parse(v.cfg.Issuer)
-		if iss.Scheme == "http" && isLoopback(iss.Hostname()) && isLoopback(u.Hostname()) {
+		if iss.Scheme == "http" && domain.IsLoopbackHost(iss.Hostname()) && domain.IsLoopbackHost(u.Hostname()) {
 			return nil
 		}
 	}
 	return fmt.Errorf("jwks_uri %q is not https: keys must not travel in clear", s)
-}
-
-func isLoopback(host string) bool {
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // Ready returns nil once discovery and the first JWKS load have succeeded.

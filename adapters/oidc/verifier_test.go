@@ -22,7 +22,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/testclock"
+	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
 
 func TestNewValidatesConfig(t *testing.T) {

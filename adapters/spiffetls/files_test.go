@@ -15,7 +15,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 func roleFiles(dir, sa string) spiffetls.Files {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,9 +36,33 @@ const (
 	JWKSRateLimited = "rate_limited"
 )
 
-// DurationBuckets fit the chain's budgets (B's 3 s query, C's 6 s and A's
-// 8 s hops), so "over budget" is a bucket boundary, not an interpolation.
-var DurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 10}
+// DurationBuckets are the bounds of every duration histogram: a fixed
+// ladder plus each budget in the chain's table (domain.Chain), so "over
+// budget" is a bucket boundary, not an interpolation, and a new budget
+// brings its own bucket.
+var DurationBuckets = durationBuckets(domain.Chain())
+
+// bucketLadder spans a fast answer to a hung one; the budgets are merged
+// into it.
+var bucketLadder = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 10}
+
+// durationBuckets merges the hops' budgets into the ladder, sorted and
+// without duplicates, and keeps one bound above the largest budget so that
+// time spent past it still lands in a bucket of its own.
+func durationBuckets(hops []domain.Hop) []float64 {
+	bounds := append([]float64(nil), bucketLadder...)
+	largest := 0.0
+	for _, h := range hops {
+		b := h.Budget.Seconds()
+		bounds = append(bounds, b)
+		largest = max(largest, b)
+	}
+	if top := bucketLadder[len(bucketLadder)-1]; largest >= top {
+		bounds = append(bounds, largest*1.25)
+	}
+	slices.Sort(bounds)
+	return slices.Compact(bounds)
+}
 
 // BuildInfo identifies the running binary in trustchain_build_info.
 type BuildInfo struct {

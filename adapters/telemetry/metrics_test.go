@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -134,10 +135,16 @@ func TestBucketsFitTheBudgets(t *testing.T) {
 	for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
 		bounds = append(bounds, b.GetUpperBound())
 	}
-	for _, budget := range []float64{3, 6, 8} {
-		if !slices.Contains(bounds, budget) {
-			t.Errorf("no bucket ends at the %vs budget: %v", budget, bounds)
+	for _, h := range domain.Chain() {
+		if !slices.Contains(bounds, h.Budget.Seconds()) {
+			t.Errorf("no bucket ends at %s's %s budget: %v", h.Role, h.Budget, bounds)
 		}
+	}
+	// The bounds the alerts' unit tests and the dashboard were written
+	// against: deriving them from the table must not move them.
+	want := []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 6, 8, 10}
+	if !slices.Equal(bounds, append(want, math.Inf(1))) || !slices.Equal(telemetry.DurationBuckets, want) {
+		t.Errorf("bounds = %v, DurationBuckets = %v, want %v", bounds, telemetry.DurationBuckets, want)
 	}
 }
 

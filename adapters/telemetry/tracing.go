@@ -17,6 +17,7 @@ import (
 	"github.com/uptrace/bun"
 	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -30,31 +31,27 @@ import (
 )
 
 // TracingConfig says where finished spans go and what they say about the
-// process. The OTLP fields carry the values of the standard OTEL_* variables;
-// the exporters still read the ones not named here (OTEL_EXPORTER_OTLP_HEADERS,
-// _TIMEOUT, _CERTIFICATE, _COMPRESSION) themselves. With no destination at
-// all, tracing is off and costs almost nothing, but trace context still
-// flows from inbound to outbound requests.
+// process. The OpenTelemetry SDK reads the standard variables itself: the
+// resource (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), the sampler
+// (OTEL_TRACES_SAMPLER[_ARG]) and the exporter (OTEL_EXPORTER_OTLP_*
+// endpoints, headers, timeout, certificate, compression). Flags carries
+// what was given on the command line instead, which wins and is handed to
+// the SDK as options. With no destination at all, tracing is off and costs
+// almost nothing, but trace context still flows from inbound to outbound
+// requests.
 type TracingConfig struct {
-	// ServiceName is service.name unless OTEL_SERVICE_NAME or
-	// OTEL_RESOURCE_ATTRIBUTES say otherwise.
+	// ServiceName and ServiceVersion are trustchain's own service.name and
+	// service.version; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+	// override them.
 	ServiceName    string
 	ServiceVersion string
-	// OTelServiceName and ResourceAttributes are OTEL_SERVICE_NAME and
-	// OTEL_RESOURCE_ATTRIBUTES (key=value,… with percent-encoded values).
-	OTelServiceName    string
-	ResourceAttributes string
-	// Endpoint is OTEL_EXPORTER_OTLP_ENDPOINT: the collector's base URL.
-	// With http/protobuf, "/v1/traces" is appended, as the spec says.
-	Endpoint string
-	// TracesEndpoint is OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is.
-	TracesEndpoint string
-	// Protocol is OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf (default) or grpc.
+	// OTLP turns on export to an OTLP collector over Protocol; the
+	// endpoint is the exporter's own reading of the environment unless
+	// Flags names one.
+	OTLP bool
+	// Protocol is http/protobuf (the default) or grpc.
 	Protocol string
-	// Sampler and SamplerArg are OTEL_TRACES_SAMPLER and its argument;
-	// the default is parentbased_always_on, which follows the mesh's
-	// sampling decision.
-	Sampler, SamplerArg string
+	Flags    TracingFlags
 	// Stdout, when set, receives each finished span as one JSON line.
 	Stdout io.Writer
 	// Exporter, when set, receives finished spans synchronously (tests).
@@ -65,9 +62,25 @@ type TracingConfig struct {
 	OnExportError func()
 }
 
+// TracingFlags are the tracing settings given on the command line, in the
+// form of the variables they stand for. An empty group leaves the SDK's
+// reading of the environment in place.
+type TracingFlags struct {
+	// Endpoint is the collector's base URL: with http/protobuf,
+	// "/v1/traces" is appended, as the spec says. TracesEndpoint is used as
+	// it is, and wins.
+	Endpoint, TracesEndpoint string
+	// Sampler and SamplerArg are a sampler's name as OTEL_TRACES_SAMPLER
+	// spells it and its argument.
+	Sampler, SamplerArg string
+	// ServiceName and ResourceAttributes (key=value,… with percent-encoded
+	// values) are applied over the environment's resource, the name last.
+	ServiceName, ResourceAttributes string
+}
+
 // Enabled reports whether spans go anywhere.
 func (c TracingConfig) Enabled() bool {
-	return c.Endpoint != "" || c.TracesEndpoint != "" || c.Stdout != nil || c.Exporter != nil
+	return c.OTLP || c.Stdout != nil || c.Exporter != nil
 }
 
 // Tracing holds the tracer provider and propagator a process passes
@@ -140,17 +153,23 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 	if !cfg.Enabled() {
 		return t, nil
 	}
-	res, err := newResource(cfg)
+	res, err := newResource(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	sampler, err := newSampler(cfg.Sampler, cfg.SamplerArg)
-	if err != nil {
-		return nil, err
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	// Without this option the provider reads OTEL_TRACES_SAMPLER[_ARG]
+	// itself; its default is parentbased_always_on, which follows the
+	// mesh's sampling decision.
+	if cfg.Flags.Sampler != "" {
+		sampler, err := namedSampler(cfg.Flags.Sampler, cfg.Flags.SamplerArg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sdktrace.WithSampler(sampler))
 	}
-	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler)}
-	if cfg.Endpoint != "" || cfg.TracesEndpoint != "" {
-		exp, err := newOTLPExporter(ctx, cfg)
+	if cfg.OTLP {
+		exp, err := newOTLPExporter(ctx, cfg.Protocol, cfg.Flags)
 		if err != nil {
 			return nil, err
 		}
@@ -174,81 +193,75 @@ func NewTracing(ctx context.Context, cfg TracingConfig) (*Tracing, error) {
 
 // newResource says which process the spans come from. Precedence, lowest
 // first: trustchain's own values, OTEL_RESOURCE_ATTRIBUTES, then
-// OTEL_SERVICE_NAME, as the OpenTelemetry spec orders them.
-func newResource(cfg TracingConfig) (*resource.Resource, error) {
-	attrs := []attribute.KeyValue{
-		semconv.ServiceName(cfg.ServiceName),
-		semconv.ServiceVersion(cfg.ServiceVersion),
-		// Replicas of one role must be told apart; a fresh UUID per
-		// process is what the spec suggests when nothing better is known.
-		semconv.ServiceInstanceID(uuid.NewString()),
-	}
-	fromEnv, err := parseResourceAttributes(cfg.ResourceAttributes)
-	if err != nil {
-		return nil, err
-	}
-	attrs = append(attrs, fromEnv...)
-	if cfg.OTelServiceName != "" {
-		attrs = append(attrs, semconv.ServiceName(cfg.OTelServiceName))
-	}
-	// NewWithAttributes keeps the last value of a repeated key.
-	return resource.NewWithAttributes(semconv.SchemaURL, attrs...), nil
-}
-
-// parseResourceAttributes reads OTEL_RESOURCE_ATTRIBUTES: comma-separated
-// key=value pairs whose values are percent-encoded.
-func parseResourceAttributes(s string) ([]attribute.KeyValue, error) {
-	var out []attribute.KeyValue
-	for _, pair := range strings.Split(s, ",") {
-		if strings.TrimSpace(pair) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(pair, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("tracing: resource attribute %q is not key=value", pair)
-		}
-		value, err := url.PathUnescape(strings.TrimSpace(v))
+// OTEL_SERVICE_NAME, as the spec orders them. The SDK reads the two
+// variables itself; when the command line gave either, Flags holds both
+// (the other one taken from the environment by the config) and replaces
+// the SDK's reading.
+func newResource(ctx context.Context, cfg TracingConfig) (*resource.Resource, error) {
+	fromEnv := resource.WithFromEnv()
+	if cfg.Flags.ServiceName != "" || cfg.Flags.ResourceAttributes != "" {
+		// The variable's syntax is W3C Baggage's (key=value,… with
+		// percent-encoded values), so OpenTelemetry's baggage parser reads
+		// the flag.
+		attrs, err := baggage.Parse(cfg.Flags.ResourceAttributes)
 		if err != nil {
-			return nil, fmt.Errorf("tracing: resource attribute %q: %w", k, err)
+			return nil, fmt.Errorf("tracing: resource attributes %q: %w", cfg.Flags.ResourceAttributes, err)
 		}
-		out = append(out, attribute.String(k, value))
+		var kvs []attribute.KeyValue
+		for _, m := range attrs.Members() {
+			kvs = append(kvs, attribute.String(m.Key(), m.Value()))
+		}
+		if cfg.Flags.ServiceName != "" {
+			kvs = append(kvs, semconv.ServiceName(cfg.Flags.ServiceName))
+		}
+		fromEnv = resource.WithAttributes(kvs...)
 	}
-	return out, nil
+	res, err := resource.New(ctx,
+		resource.WithSchemaURL(semconv.SchemaURL),
+		resource.WithAttributes(
+			semconv.ServiceName(cfg.ServiceName),
+			semconv.ServiceVersion(cfg.ServiceVersion),
+			// Replicas of one role must be told apart; a fresh UUID per
+			// process is what the spec suggests when nothing better is
+			// known.
+			semconv.ServiceInstanceID(uuid.NewString()),
+		),
+		fromEnv,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	return res, nil
 }
 
-// newSampler maps OTEL_TRACES_SAMPLER's values onto the SDK's samplers.
-func newSampler(name, arg string) (sdktrace.Sampler, error) {
-	ratio := func() (float64, error) {
-		if arg == "" {
-			return 1, nil
-		}
+// namedSampler is the sampler OTEL_TRACES_SAMPLER names, for a name given
+// on the command line; the SDK maps the variable itself but offers no
+// function for a name from elsewhere. Config validation has vetted both.
+func namedSampler(name, arg string) (sdktrace.Sampler, error) {
+	ratio := 1.0
+	if arg != "" && strings.HasSuffix(name, "traceidratio") {
 		r, err := strconv.ParseFloat(arg, 64)
 		if err != nil || r < 0 || r > 1 {
-			return 0, fmt.Errorf("tracing: sampler argument %q is not a ratio between 0 and 1", arg)
+			return nil, fmt.Errorf("tracing: sampler argument %q is not a ratio between 0 and 1", arg)
 		}
-		return r, nil
+		ratio = r
 	}
-	switch name {
-	case "", "parentbased_always_on":
-		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
-	case "parentbased_always_off":
-		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	root, parentBased := strings.CutPrefix(name, "parentbased_")
+	var s sdktrace.Sampler
+	switch root {
 	case "always_on":
-		return sdktrace.AlwaysSample(), nil
+		s = sdktrace.AlwaysSample()
 	case "always_off":
-		return sdktrace.NeverSample(), nil
-	case "traceidratio", "parentbased_traceidratio":
-		r, err := ratio()
-		if err != nil {
-			return nil, err
-		}
-		if name == "traceidratio" {
-			return sdktrace.TraceIDRatioBased(r), nil
-		}
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+		s = sdktrace.NeverSample()
+	case "traceidratio":
+		s = sdktrace.TraceIDRatioBased(ratio)
+	default:
+		return nil, fmt.Errorf("tracing: sampler %q is not one of always_on, always_off, traceidratio and their parentbased_ forms", name)
 	}
-	return nil, fmt.Errorf("tracing: sampler %q is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio", name)
+	if parentBased {
+		s = sdktrace.ParentBased(s)
+	}
+	return s, nil
 }
 
 // Protocols of OTEL_EXPORTER_OTLP_PROTOCOL.
@@ -257,49 +270,43 @@ const (
 	ProtocolGRPC = "grpc"
 )
 
-func newOTLPExporter(ctx context.Context, cfg TracingConfig) (sdktrace.SpanExporter, error) {
-	endpoint := cfg.TracesEndpoint
-	switch cfg.Protocol {
+// newOTLPExporter builds the exporter for protocol. Each exporter reads
+// OTEL_EXPORTER_OTLP_* itself; an endpoint from the command line is handed
+// over as an option, which wins.
+func newOTLPExporter(ctx context.Context, protocol string, flags TracingFlags) (sdktrace.SpanExporter, error) {
+	endpoint := flags.TracesEndpoint
+	switch protocol {
 	case "", ProtocolHTTP:
-		if endpoint == "" {
-			base, err := checkEndpoint(cfg.Endpoint)
-			if err != nil {
-				return nil, err
+		var opts []otlptracehttp.Option
+		if endpoint == "" && flags.Endpoint != "" {
+			var err error
+			if endpoint, err = url.JoinPath(flags.Endpoint, "v1/traces"); err != nil {
+				return nil, fmt.Errorf("tracing: otlp endpoint %q: %w", flags.Endpoint, err)
 			}
-			base.Path = strings.TrimSuffix(base.Path, "/") + "/v1/traces"
-			endpoint = base.String()
-		} else if _, err := checkEndpoint(endpoint); err != nil {
-			return nil, err
 		}
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+		if endpoint != "" {
+			opts = append(opts, otlptracehttp.WithEndpointURL(endpoint))
+		}
+		exp, err := otlptracehttp.New(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: otlp/http exporter: %w", err)
 		}
 		return exp, nil
 	case ProtocolGRPC:
+		var opts []otlptracegrpc.Option
 		if endpoint == "" {
-			endpoint = cfg.Endpoint
+			endpoint = flags.Endpoint
 		}
-		if _, err := checkEndpoint(endpoint); err != nil {
-			return nil, err
+		if endpoint != "" {
+			opts = append(opts, otlptracegrpc.WithEndpointURL(endpoint))
 		}
-		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpointURL(endpoint))
+		exp, err := otlptracegrpc.New(ctx, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("tracing: otlp/grpc exporter: %w", err)
 		}
 		return exp, nil
 	}
-	return nil, fmt.Errorf("tracing: otlp protocol %q is not %s or %s", cfg.Protocol, ProtocolHTTP, ProtocolGRPC)
-}
-
-// checkEndpoint parses an OTLP URL. The exporters silently fall back to
-// localhost on a bad one, so fail loudly here instead.
-func checkEndpoint(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("tracing: otlp endpoint %q: want http(s)://host:port", s)
-	}
-	return u, nil
+	return nil, fmt.Errorf("tracing: otlp protocol %q is not %s or %s", protocol, ProtocolHTTP, ProtocolGRPC)
 }
 
 // reportingExporter turns an export failure into one structured log record

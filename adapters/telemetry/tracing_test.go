@@ -292,25 +292,30 @@ func wantHeader(tb testing.TB, h http.Header, key, want string) {
 }
 
 func TestNewTracingConfig(t *testing.T) {
+	type flags = telemetry.TracingFlags
 	tests := []struct {
 		name    string
+		env     map[string]string
 		cfg     telemetry.TracingConfig
 		wantErr string
 	}{
-		{"nothing configured is off", telemetry.TracingConfig{}, ""},
-		{"stdout", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard}, ""},
-		{"otlp/http", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://127.0.0.1:4318"}, ""},
-		{"otlp/grpc", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://127.0.0.1:4317", Protocol: telemetry.ProtocolGRPC}, ""},
-		{"traces endpoint alone", telemetry.TracingConfig{ServiceName: "a", TracesEndpoint: "https://collector/v1/traces"}, ""},
-		{"endpoint without scheme", telemetry.TracingConfig{ServiceName: "a", Endpoint: "collector:4318"}, "otlp endpoint"},
-		{"endpoint with wrong scheme", telemetry.TracingConfig{ServiceName: "a", Endpoint: "grpc://collector:4317"}, "otlp endpoint"},
-		{"unknown protocol", telemetry.TracingConfig{ServiceName: "a", Endpoint: "http://c:4318", Protocol: "http/json"}, "protocol"},
-		{"unknown sampler", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Sampler: "sometimes"}, "sampler"},
-		{"ratio out of range", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Sampler: "traceidratio", SamplerArg: "2"}, "ratio"},
-		{"bad resource attributes", telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, ResourceAttributes: "novalue"}, "resource attribute"},
+		{"nothing configured is off", nil, telemetry.TracingConfig{}, ""},
+		{"stdout", nil, telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard}, ""},
+		{"otlp/http", nil, telemetry.TracingConfig{ServiceName: "a", OTLP: true, Flags: flags{Endpoint: "http://127.0.0.1:4318"}}, ""},
+		{"otlp/grpc", nil, telemetry.TracingConfig{ServiceName: "a", OTLP: true, Protocol: telemetry.ProtocolGRPC, Flags: flags{Endpoint: "http://127.0.0.1:4317"}}, ""},
+		{"traces endpoint alone", nil, telemetry.TracingConfig{ServiceName: "a", OTLP: true, Flags: flags{TracesEndpoint: "https://collector/v1/traces"}}, ""},
+		{"endpoint from the environment", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, telemetry.TracingConfig{ServiceName: "a", OTLP: true}, ""},
+		{"unknown protocol", nil, telemetry.TracingConfig{ServiceName: "a", OTLP: true, Protocol: "http/json", Flags: flags{Endpoint: "http://c:4318"}}, "protocol"},
+		{"unknown sampler", nil, telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Flags: flags{Sampler: "sometimes"}}, "sampler"},
+		{"ratio out of range", nil, telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Flags: flags{Sampler: "traceidratio", SamplerArg: "2"}}, "ratio"},
+		{"bad resource attributes", nil, telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard, Flags: flags{ResourceAttributes: "=novalue"}}, "resource attributes"},
+		{"bad resource attributes in the environment", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "novalue"}, telemetry.TracingConfig{ServiceName: "a", Stdout: io.Discard}, "resource"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
 			tr, err := telemetry.NewTracing(context.Background(), tc.cfg)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -328,22 +333,30 @@ func TestNewTracingConfig(t *testing.T) {
 	}
 }
 
+// The SDK reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES itself; the
+// same settings from the command line go over them.
 func TestResourceFollowsTheOTelVariables(t *testing.T) {
 	tests := []struct {
-		name                 string
-		otelName, attributes string
-		wantName             string
+		name                  string
+		env                   map[string]string
+		flags                 telemetry.TracingFlags
+		wantName, wantEnviron string
 	}{
-		{"trustchain's own name by default", "", "", "service-c"},
-		{"OTEL_RESOURCE_ATTRIBUTES overrides it", "", "service.name=from-attrs,deployment.environment=prod", "from-attrs"},
-		{"OTEL_SERVICE_NAME wins over both", "from-env", "service.name=from-attrs", "from-env"},
+		{"trustchain's own name by default", nil, telemetry.TracingFlags{}, "service-c", ""},
+		{"OTEL_RESOURCE_ATTRIBUTES overrides it", map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs,deployment.environment=prod%20eu"}, telemetry.TracingFlags{}, "from-attrs", "prod eu"},
+		{"OTEL_SERVICE_NAME wins over both", map[string]string{"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs"}, telemetry.TracingFlags{}, "from-env", ""},
+		{"--otel-resource-attributes", nil, telemetry.TracingFlags{ResourceAttributes: "service.name=from-flag,deployment.environment=prod%20eu"}, "from-flag", "prod eu"},
+		{"--otel-service-name wins over both", nil, telemetry.TracingFlags{ServiceName: "flag-name", ResourceAttributes: "service.name=from-flag"}, "flag-name", ""},
+		{"the command line over the environment", map[string]string{"OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "novalue"}, telemetry.TracingFlags{ServiceName: "flag-name", ResourceAttributes: "deployment.environment=flag"}, "flag-name", "flag"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
 			exp := tracetest.NewInMemoryExporter()
 			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
-				ServiceName: "service-c", ServiceVersion: "1.2.3", Exporter: exp,
-				OTelServiceName: tc.otelName, ResourceAttributes: tc.attributes,
+				ServiceName: "service-c", ServiceVersion: "1.2.3", Exporter: exp, Flags: tc.flags,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -357,8 +370,49 @@ func TestResourceFollowsTheOTelVariables(t *testing.T) {
 			if attrs["service.name"] != tc.wantName || attrs["service.version"] != "1.2.3" || len(attrs["service.instance.id"]) != 36 {
 				t.Errorf("resource = %v; want service.name %q, service.version and a service.instance.id", attrs, tc.wantName)
 			}
-			if tc.attributes != "" && strings.Contains(tc.attributes, "deployment") && attrs["deployment.environment"] != "prod" {
-				t.Errorf("resource lost an attribute of OTEL_RESOURCE_ATTRIBUTES: %v", attrs)
+			if attrs["deployment.environment"] != tc.wantEnviron {
+				t.Errorf("deployment.environment = %q, want %q (resource %v)", attrs["deployment.environment"], tc.wantEnviron, attrs)
+			}
+		})
+	}
+}
+
+// The SDK reads OTEL_TRACES_SAMPLER[_ARG] itself; --traces-sampler goes over
+// it. The default follows the caller's decision.
+func TestSamplerFollowsTheOTelVariables(t *testing.T) {
+	unsampled := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1},
+	}))
+	tests := []struct {
+		name        string
+		env         map[string]string
+		flags       telemetry.TracingFlags
+		ctx         context.Context
+		wantSampled bool
+	}{
+		{"default samples a new trace", nil, telemetry.TracingFlags{}, context.Background(), true},
+		{"default follows an unsampled caller", nil, telemetry.TracingFlags{}, unsampled, false},
+		{"OTEL_TRACES_SAMPLER=always_on", map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}, telemetry.TracingFlags{}, unsampled, true},
+		{"OTEL_TRACES_SAMPLER=traceidratio, 0", map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}, telemetry.TracingFlags{}, context.Background(), false},
+		{"--traces-sampler over the environment", map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}, telemetry.TracingFlags{Sampler: "always_on"}, unsampled, true},
+		{"--traces-sampler parentbased_traceidratio 0", nil, telemetry.TracingFlags{Sampler: "parentbased_traceidratio", SamplerArg: "0"}, context.Background(), false},
+		{"--traces-sampler parentbased_always_off", nil, telemetry.TracingFlags{Sampler: "parentbased_always_off"}, context.Background(), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+				ServiceName: "a", Exporter: tracetest.NewInMemoryExporter(), Flags: tc.flags,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tr.TracerProvider().Tracer("x").Start(tc.ctx, "s")
+			defer span.End()
+			if got := span.SpanContext().IsSampled(); got != tc.wantSampled {
+				t.Errorf("sampled = %v, want %v", got, tc.wantSampled)
 			}
 		})
 	}
@@ -373,7 +427,7 @@ func TestExportFailuresAreLoggedAsJSONAndCounted(t *testing.T) {
 	log, buf := newJSONLogger(t)
 	var failed atomic.Int32
 	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
-		ServiceName: "a", Endpoint: collector.URL, Logger: log, OnExportError: func() { failed.Add(1) },
+		ServiceName: "a", OTLP: true, Flags: telemetry.TracingFlags{Endpoint: collector.URL}, Logger: log, OnExportError: func() { failed.Add(1) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -447,7 +501,9 @@ func TestTracingOffRecordsNothing(t *testing.T) {
 }
 
 // TestOTLPExportGoesToTracesPath checks that the endpoint is treated as the
-// spec's base URL: spans are POSTed to <base>/v1/traces on shutdown.
+// spec's base URL, whether the exporter reads it from the environment or
+// the command line hands it over: spans are POSTed to <base>/v1/traces on
+// shutdown. A traces endpoint is used as it is, and wins.
 func TestOTLPExportGoesToTracesPath(t *testing.T) {
 	paths := make(chan string, 10)
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -455,25 +511,42 @@ func TestOTLPExportGoesToTracesPath(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	t.Cleanup(collector.Close)
-
-	tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
-		ServiceName: "a", Endpoint: collector.URL + "/otlp/",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
-	span.End()
-	if err := tr.Shutdown(context.Background()); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	select {
-	case got := <-paths:
-		if got != "POST /otlp/v1/traces" {
-			t.Errorf("export went to %q, want POST /otlp/v1/traces", got)
-		}
-	default:
-		t.Fatal("no export reached the collector")
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		flags telemetry.TracingFlags
+		want  string
+	}{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL + "/otlp/"}, telemetry.TracingFlags{}, "/otlp/v1/traces"},
+		{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL + "/otlp/", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.URL + "/t"}, telemetry.TracingFlags{}, "/t"},
+		{"--otlp-endpoint", nil, telemetry.TracingFlags{Endpoint: collector.URL + "/otlp/"}, "/otlp/v1/traces"},
+		{"--otlp-endpoint over the environment", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1/"}, telemetry.TracingFlags{Endpoint: collector.URL}, "/v1/traces"},
+		{"--otlp-traces-endpoint", nil, telemetry.TracingFlags{Endpoint: collector.URL + "/otlp/", TracesEndpoint: collector.URL + "/t"}, "/t"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+				ServiceName: "a", OTLP: true, Flags: tc.flags,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tr.TracerProvider().Tracer("x").Start(context.Background(), "s")
+			span.End()
+			if err := tr.Shutdown(context.Background()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			select {
+			case got := <-paths:
+				if got != "POST "+tc.want {
+					t.Errorf("export went to %q, want POST %s", got, tc.want)
+				}
+			default:
+				t.Fatal("no export reached the collector")
+			}
+		})
 	}
 }
 

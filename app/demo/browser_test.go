@@ -11,8 +11,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/trustchain/trustchain/app"
-	"github.com/trustchain/trustchain/internal/browsertest"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/browsertest"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 // TestBrowserLogsInAndSeesTheChain is the demo as a person meets it, in

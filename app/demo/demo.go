@@ -178,6 +178,12 @@ func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domai
 		},
 		Configure: func(_ domain.Role, cfg *app.Config) {
 			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
+			// Handed over in code, as a command line would: the SDK gets
+			// them as options, not from the environment.
+			if cfg.CommandLine == nil {
+				cfg.CommandLine = map[string]bool{}
+			}
+			cfg.CommandLine["otlp-endpoint"], cfg.CommandLine["otlp-traces-endpoint"] = true, true
 		},
 	}
 	var err error

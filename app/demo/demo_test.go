@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trustchain/trustchain/adapters/mysql/mysqltest"
 	"github.com/trustchain/trustchain/app"
 	"github.com/trustchain/trustchain/app/demo"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
 const roleA = domain.RoleA

@@ -70,9 +70,11 @@ extract deploy "$work/shipped"
 # Each change below must make the unit tests of the alert it names fail:
 # "ALERT: what" says what the change does and which test case catches it.
 # Each row is WHAT FROM TO; FROM must occur exactly once
-# in the PrometheusRule, so a change to the rules that leaves a line here
-# stale fails loudly instead of testing nothing.
-rules=components/observability/prometheusrule.yaml
+# in the rule files (the hand-written PrometheusRule and the one rendered
+# from the chain's table), so a change to the rules that leaves a line here
+# stale fails loudly instead of testing nothing. A mutant of the rendered
+# file stands for a wrong row or a wrong template.
+rules=(components/observability/prometheusrule.yaml components/observability/budget-alerts.yaml)
 mutations=(
   "TrustchainTokenRefusalsHigh: threshold 20% -> 19% (b's 19.4% fires)"
   '> 0.2' '> 0.19'
@@ -127,17 +129,25 @@ mutations=(
   '(trustchain_dependency_up) == 0' '(trustchain_dependency_up) <= 1'
 )
 
-# mutate FILE FROM TO: replace the one occurrence of FROM.
+# mutate TREE FROM TO: replace the one occurrence of FROM in TREE's rule
+# files.
 mutate() {
-  local content rest n
-  content=$(<"$1")
-  rest=${content//"$2"/}
-  n=$(( (${#content} - ${#rest}) / ${#2} ))
-  if [[ $n -ne 1 ]]; then
-    echo "check: $2 occurs $n times in $rules, want once: update the mutations" >&2
+  local file content rest n total=0 target
+  for file in "${rules[@]}"; do
+    content=$(<"$1/$file")
+    rest=${content//"$2"/}
+    n=$(( (${#content} - ${#rest}) / ${#2} ))
+    total=$((total + n))
+    if [[ $n -gt 0 ]]; then
+      target=$1/$file
+    fi
+  done
+  if [[ $total -ne 1 ]]; then
+    echo "check: $2 occurs $total times in ${rules[*]}, want once: update the mutations" >&2
     return 1
   fi
-  printf '%s\n' "${content/"$2"/"$3"}" >"$1"
+  content=$(<"$target")
+  printf '%s\n' "${content/"$2"/"$3"}" >"$target"
 }
 
 caught=0
@@ -146,7 +156,7 @@ for ((i = 0; i < ${#mutations[@]}; i += 3)); do
   tree="$work/mutant"
   rm -rf "$tree"
   cp -r deploy "$tree"
-  mutate "$tree/$rules" "${mutations[i + 1]}" "${mutations[i + 2]}"
+  mutate "$tree" "${mutations[i + 1]}" "${mutations[i + 2]}"
   extract "$tree" "$tree/out"
   # A change that breaks the rule file would fail the tests for the wrong
   # reason.

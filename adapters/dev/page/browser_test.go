@@ -7,7 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/trustchain/trustchain/internal/browsertest"
+	"github.com/trustchain/trustchain/internal/testkit/browsertest"
 )
 
 // TestBrowserShowsTheChain is the page as a person uses it, in headless

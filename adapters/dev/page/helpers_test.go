@@ -22,7 +22,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/dev/page"
-	"github.com/trustchain/trustchain/internal/testclock"
+	"github.com/trustchain/trustchain/internal/testkit/testclock"
 )
 
 const (

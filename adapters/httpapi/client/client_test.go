@@ -17,8 +17,8 @@ import (
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/memory"
-	"github.com/trustchain/trustchain/adapters/storetest"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testkit/storetest"
 	"github.com/trustchain/trustchain/ports"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 func TestResponses(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/internal/logbuf"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 // TestTheRouteTableDrivesTheAPI: every route Routes names is served on GET,

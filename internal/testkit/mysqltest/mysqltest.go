@@ -18,7 +18,6 @@ import (
 	"github.com/dolthub/go-mysql-server/server"
 	gmssql "github.com/dolthub/go-mysql-server/sql"
 	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/sirupsen/logrus"
 )
 
 // EnvDSN names the variable that points the tests at a real server.
@@ -26,14 +25,24 @@ const EnvDSN = "MYSQL_TEST_DSN"
 
 var quietOnce sync.Once
 
+// quietEngine lowers go-mysql-server's logging to errors: it logs every
+// connection at info level through logrus's global logger. The engine's own
+// sessions hand out that logger, so the kit reaches it without importing
+// logrus, which stays an indirect requirement.
+func quietEngine() {
+	logger := gmssql.NewBaseSession().GetLogger().Logger
+	level := logger.GetLevel()
+	if err := level.UnmarshalText([]byte("error")); err == nil {
+		logger.SetLevel(level)
+	}
+}
+
 // StartEmbedded serves an empty go-mysql-server engine over TCP on a free
 // loopback port for the life of the test and returns a DSN naming no
 // database. The driver talks to it exactly as it would to MySQL.
 func StartEmbedded(tb testing.TB) string {
 	tb.Helper()
-	// go-mysql-server logs every connection at info level through
-	// logrus's global logger; its errors still show.
-	quietOnce.Do(func() { logrus.SetLevel(logrus.ErrorLevel) })
+	quietOnce.Do(quietEngine)
 
 	provider := gmsmemory.NewDBProvider()
 	provider.WithOption(gmsmemory.NativeIndexProvider(true))

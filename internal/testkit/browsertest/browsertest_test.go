@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/trustchain/trustchain/internal/browsertest"
+	"github.com/trustchain/trustchain/internal/testkit/browsertest"
 )
 
 // TestBrowserSubmitsFormsAndFollowsRedirects drives a page with a form that
