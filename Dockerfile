@@ -19,10 +19,12 @@ ARG VERSION=dev
 ARG COMMIT=unknown
 # Static (no cgo) so it runs on distroless/static; -trimpath keeps build
 # paths out of the binary. Migrations are embedded: nothing else ships.
+# -tags nodemo leaves out `demo` and `certs` and with them the local issuer
+# that mints tokens, the demo page and the dev CA (adapters/dev, app/demo).
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath \
+    go build -tags nodemo -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.commit=${COMMIT}" \
       -o /out/trustchain .
 
