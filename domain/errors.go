@@ -45,6 +45,9 @@ var (
 	// ErrSourceTimeout means the product store did not answer within the
 	// hop's budget.
 	ErrSourceTimeout = errors.New("product source timed out")
+	// ErrOverloaded means a hop had no room for the request and refused it
+	// at once; the caller may retry after the advised delay.
+	ErrOverloaded = errors.New("overloaded")
 )
 
 // Reasons a token is refused. They are bounded, so they double as metric

@@ -207,12 +207,27 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("call upstream: %w", readRejection(resp))
 	}
-	kind, upstream := wire.UpstreamError(resp.StatusCode)
+	kind, upstream := wire.UpstreamError(resp.StatusCode, errorCode(resp))
 	err = fmt.Errorf("call upstream: %w: status %d", upstream, resp.StatusCode)
-	if retry, ok := wire.ParseRetryAfter(resp.Header); ok && errors.Is(upstream, domain.ErrSourceUnavailable) {
+	// A 503 (unavailable or overloaded) goes up as a 503 with the next
+	// hop's advice: no hop retries, the client at the edge decides.
+	if retry, ok := wire.ParseRetryAfter(resp.Header); ok && resp.StatusCode == http.StatusServiceUnavailable {
 		err = wire.WithRetryAfter(err, retry)
 	}
 	return err
+}
+
+// errorCode is the "error" of a 503's JSON body, which tells an overloaded
+// hop from an unavailable store; "" for anything else or anything odd.
+func errorCode(resp *http.Response) string {
+	if resp.StatusCode != http.StatusServiceUnavailable || expectJSON(resp.Header) != nil {
+		return ""
+	}
+	body, err := wire.DecodeError(http.MaxBytesReader(nil, resp.Body, maxErrorBody))
+	if err != nil {
+		return ""
+	}
+	return body.Code
 }
 
 // newRequest builds the GET for the next hop: the verified token from the

@@ -68,6 +68,10 @@ var problems = []Problem{
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
 	{err: domain.ErrSourceUnavailable, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the product store is unavailable",
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
+	// Listed after the other 503s: a 503 without this code is read back
+	// as the source being unavailable.
+	{err: domain.ErrOverloaded, Status: http.StatusServiceUnavailable, Code: "overloaded", Message: "the service is at capacity; retry after the advised delay",
+		upstream: domain.ErrOverloaded, kind: KindUnavailable},
 	{err: domain.ErrSourceTimeout, Status: http.StatusGatewayTimeout, Code: "timeout", Message: "the product store did not answer in time",
 		upstream: domain.ErrUpstreamTimeout, kind: KindTimeout},
 	{err: domain.ErrUpstreamTimeout, Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the next service did not answer in time",
@@ -118,10 +122,19 @@ func problemForStatus(status int) (Problem, bool) {
 }
 
 // UpstreamError is the client direction: it turns the next hop's status
-// into the outcome label for the metrics and the domain error a caller of
-// this hop sees.
-func UpstreamError(status int) (kind string, err error) {
-	if p, ok := problemForStatus(status); ok {
+// and error code into the outcome label for the metrics and the domain
+// error a caller of this hop sees. The code refines the status only where
+// the table has a row for both: a 503 "overloaded" stays overloaded at
+// every hop; any other 503 is the source being unavailable.
+func UpstreamError(status int, code string) (kind string, err error) {
+	p, ok := problemForStatus(status)
+	for _, row := range problems {
+		if row.Status == status && row.Code == code {
+			p = row
+			break
+		}
+	}
+	if ok {
 		if p.kind == KindConnection {
 			// It answered: whatever failed below, the wire worked.
 			return KindBadResponse, p.upstream
@@ -225,7 +238,8 @@ func ParseRetryAfter(h http.Header) (int, bool) {
 	return int(min(n, maxRetryAfter)), true
 }
 
-// RetryAfterOf is the Retry-After for a 503 answer of err.
+// RetryAfterOf is the Retry-After for a 503 answer of err: the next hop's
+// advice when it gave one, else one second.
 func RetryAfterOf(err error) string {
 	var r *retryAfterError
 	if errors.As(err, &r) {

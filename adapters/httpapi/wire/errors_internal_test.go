@@ -3,13 +3,15 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
+
+	"github.com/trustchain/trustchain/domain"
 )
 
 // TestTheTableReadsBothWays: every domain error the server answers with a
 // status reads back, at the hop above, as the error the row names for
-// that status. Rows that share a status must agree, or a status alone
-// could not be read back.
+// that status and code.
 func TestTheTableReadsBothWays(t *testing.T) {
 	for _, row := range problems {
 		t.Run(row.Code+"/"+row.err.Error(), func(t *testing.T) {
@@ -17,7 +19,7 @@ func TestTheTableReadsBothWays(t *testing.T) {
 			if p.Status != row.Status || p.Code != row.Code {
 				t.Fatalf("ProblemFor(%v) = %d %s, want %d %s", row.err, p.Status, p.Code, row.Status, row.Code)
 			}
-			kind, back := UpstreamError(p.Status)
+			kind, back := UpstreamError(p.Status, p.Code)
 			if !errors.Is(back, row.upstream) {
 				t.Errorf("status %d reads back as %v, want %v", p.Status, back, row.upstream)
 			}
@@ -25,5 +27,16 @@ func TestTheTableReadsBothWays(t *testing.T) {
 				t.Errorf("status %d reads back with kind %q, want %q", p.Status, kind, want)
 			}
 		})
+	}
+}
+
+// TestAStatusAloneReadsBackAsItsFirstRow: an answer whose code this table
+// does not know (a proxy's 503 page) reads back by its status alone, and a
+// 503 is then the source being unavailable, never overloaded.
+func TestAStatusAloneReadsBackAsItsFirstRow(t *testing.T) {
+	for code, want := range map[string]error{"overloaded": domain.ErrOverloaded, "": domain.ErrSourceUnavailable, "unavailable": domain.ErrSourceUnavailable} {
+		if _, got := UpstreamError(http.StatusServiceUnavailable, code); !errors.Is(got, want) {
+			t.Errorf("503 %q reads back as %v, want %v", code, got, want)
+		}
 	}
 }
