@@ -45,6 +45,9 @@ type APIConfig struct {
 	OnTokenCheck func(reason string)
 	// OnPeerRefused, when set, learns each refused workload.
 	OnPeerRefused func()
+	// Admission, when set, bounds the requests in flight; it is asked
+	// first, before any check spends work on a request it has no room for.
+	Admission *Admission
 }
 
 // NewAPI returns the handler for the API port: GET (and HEAD) on every
@@ -52,17 +55,23 @@ type APIConfig struct {
 // there, and a JSON 404 elsewhere.
 func NewAPI(cfg APIConfig) http.Handler {
 	h := handlers{source: cfg.Source, envelope: cfg.Envelope, paging: cfg.Paging, clock: cfg.Clock}
-	guard := func(next http.HandlerFunc) http.Handler {
-		var g http.Handler = authenticate(cfg.Verifier, cfg.RequiredScope, cfg.OnTokenCheck, next)
+	guard := func(rt route) http.Handler {
+		var g http.Handler = authenticate(cfg.Verifier, cfg.RequiredScope, cfg.OnTokenCheck,
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.serve(h, w, r) }))
 		if cfg.Peer != nil {
 			g = authorizePeer(cfg.OnPeerRefused, g)
+		}
+		if a := cfg.Admission; a != nil {
+			checked := g.ServeHTTP
+			g = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				a.admit(rt.weight(cfg.Paging, r), w, r, checked)
+			})
 		}
 		return g
 	}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
-		serve := rt.serve
-		mux.Handle("GET "+rt.pattern, guard(func(w http.ResponseWriter, r *http.Request) { serve(h, w, r) }))
+		mux.Handle("GET "+rt.pattern, guard(rt))
 		mux.HandleFunc(rt.pattern, methodNotAllowed)
 	}
 	mux.HandleFunc("/", notFound)

@@ -19,19 +19,23 @@ const (
 	RouteOther    = "other"
 )
 
-// route is one path of the API and what serves GET (and HEAD) on it.
+// route is one path of the API, what serves GET (and HEAD) on it, and what
+// a request for it weighs in admission.
 type route struct {
 	pattern string // the net/http pattern's path, and the route's name
 	serve   func(handlers, http.ResponseWriter, *http.Request)
+	weight  func(Paging, *http.Request) int64
 }
 
 // routes is the API, and the one list of it: NewAPI registers each route
-// (GET and HEAD behind the peer and token checks, a JSON 405 with Allow for
-// any other method), Routes names them for the metrics, and routeOf labels
+// (GET and HEAD behind admission and the peer and token checks, a JSON 405
+// with Allow for any other method), Routes names them for the metrics, and routeOf labels
 // every request with one of them. A new route is a row here.
 var routes = []route{
-	{RouteProducts, handlers.list},
-	{RouteProduct, handlers.get},
+	{RouteProducts, handlers.list, func(p Paging, r *http.Request) int64 {
+		return listWeight(r.URL.RawQuery, p.DefaultLimit, p.MaxLimit)
+	}},
+	{RouteProduct, handlers.get, func(Paging, *http.Request) int64 { return RequestBytes(1) }},
 }
 
 // Routes lists every route name the API reports: each route, then

@@ -9,10 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 
 	"github.com/trustchain/trustchain/domain"
 )
@@ -26,10 +23,14 @@ type Limits struct {
 	WriteTimeout   time.Duration
 	IdleTimeout    time.Duration
 	MaxHeaderBytes int
-	// MaxConns caps open connections; 0 means no cap. At the cap, idle
-	// keep-alive connections are closed so that a new client is served
-	// rather than queued behind sockets that send nothing.
+	// MaxConns caps open connections; 0 means no cap. At the cap,
+	// connections that never sent a request header and idle keep-alive
+	// ones are closed so that a new client is served rather than queued
+	// behind sockets that send nothing (conns.go).
 	MaxConns int
+	// OnSilentClosed, when set, learns each connection closed at the cap
+	// for never having sent a complete request header.
+	OnSilentClosed func()
 }
 
 // writeSlack is what a server's write timeout adds to its budget: time to
@@ -54,7 +55,7 @@ type Server struct {
 	listener net.Listener
 	srv      *http.Server
 	log      *slog.Logger
-	conns    *connTracker // nil without a connection cap
+	conns    *connLimiter // nil without a connection cap
 }
 
 // NewServer binds addr now, so a port clash fails at startup and tests can
@@ -76,8 +77,11 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 		ErrorLog:          slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
 	}
 	if limits.MaxConns > 0 {
-		ln = netutil.LimitListener(ln, limits.MaxConns)
-		s.conns = &connTracker{max: limits.MaxConns, idle: map[net.Conn]struct{}{}}
+		// Under TLS, so that the slot is held from accept, handshake
+		// included, and a silent connection is one that never finished
+		// a request header, whether it shook hands or not.
+		s.conns = newConnLimiter(ln, limits.MaxConns, limits.OnSilentClosed)
+		ln = s.conns
 		s.srv.ConnState = s.conns.track
 	}
 	if tlsConfig != nil {
@@ -96,9 +100,8 @@ func (s *Server) Connections() (accepted uint64, open int, ok bool) {
 	if s.conns == nil {
 		return 0, 0, false
 	}
-	s.conns.mu.Lock()
-	defer s.conns.mu.Unlock()
-	return s.conns.opened, s.conns.open, true
+	accepted, open = s.conns.stats()
+	return accepted, open, true
 }
 
 // Addr is the bound address, e.g. 127.0.0.1:41234.
@@ -140,51 +143,6 @@ func (s *Server) Close() error {
 // SetHandler sets the handler before Run, for a server whose handler needs
 // the bound address (the demo's issuer).
 func (s *Server) SetHandler(h http.Handler) { s.srv.Handler = h }
-
-// connTracker counts a capped server's connections and sheds idle
-// keep-alive ones when the cap is reached. netutil's LimitListener makes
-// Accept wait for a free slot; without shedding, a crowd of idle sockets
-// would hold every slot until the idle timeout while real clients queue.
-type connTracker struct {
-	max int
-
-	mu     sync.Mutex
-	open   int
-	opened uint64
-	idle   map[net.Conn]struct{}
-}
-
-func (t *connTracker) track(c net.Conn, state http.ConnState) {
-	t.mu.Lock()
-	switch state {
-	case http.StateNew:
-		t.open++
-		t.opened++
-	case http.StateIdle:
-		t.idle[c] = struct{}{}
-	case http.StateActive:
-		delete(t.idle, c)
-	case http.StateClosed, http.StateHijacked:
-		t.open--
-		delete(t.idle, c)
-	}
-	var shed []net.Conn
-	if t.open >= t.max {
-		// Full: idle connections go, so the clients waiting in Accept get
-		// their slots; while the server stays full, a connection that
-		// turns idle goes at once. A client whose idle connection is
-		// closed dials again; Go and curl retry an idempotent request on
-		// a reused connection the server closed.
-		for ic := range t.idle {
-			shed = append(shed, ic)
-			delete(t.idle, ic)
-		}
-	}
-	t.mu.Unlock()
-	for _, ic := range shed {
-		_ = ic.Close()
-	}
-}
 
 // quietPeerRefusals drops net/http's free-text "TLS handshake error" line
 // for a caller the workload allow-list refused: the TLS verification hook
