@@ -53,6 +53,7 @@ type Config struct {
 	PageSize    int `flag:"page-size" env:"PAGE_SIZE" usage:"products per page when a request names no limit" validate:"gte=1,ltefield=MaxPageSize"`
 	MaxPageSize int `flag:"max-page-size" env:"MAX_PAGE_SIZE" usage:"largest limit a request may ask for" validate:"gte=1,max_page"`
 	MaxConns    int `flag:"max-connections" env:"MAX_CONNECTIONS" usage:"open connections the API port accepts; 0 derives it from the open-file limit" validate:"gte=0,lte=1000000"`
+	MaxInflight int `flag:"max-inflight" env:"MAX_INFLIGHT" usage:"requests for the largest page served at once before more are refused with 503; 0 derives it from the memory limit" validate:"gte=0,lte=100000"`
 
 	PeerAuth           string   `flag:"peer-auth" env:"PEER_AUTH" usage:"workload identity check: mtls, xfcc or off (required for roles c and b)" validate:"omitempty,oneof=mtls xfcc off"`
 	AllowedPeers       []string `flag:"allow-peer" env:"ALLOWED_PEERS" usage:"SPIFFE IDs allowed to call (default: the role's caller, from the chain)" validate:"dive,spiffe_id"`

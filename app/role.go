@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/trustchain/trustchain/adapters/goruntime"
 	"github.com/trustchain/trustchain/adapters/httpapi/client"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
@@ -56,10 +58,16 @@ type Deps struct {
 	TraceStdout   io.Writer
 	// Clock stamps the envelope; default the system clock.
 	Clock ports.Clock
+	// runtime is what Serve fitted the process to; without it (the demo,
+	// tests) New reads the limits in effect.
+	runtime goruntime.Limits
 }
 
 // Serve runs one role until ctx ends.
-func Serve(ctx context.Context, cfg Config, deps Deps) error {
+func Serve(ctx context.Context, cfg Config, deps Deps) (err error) {
+	if deps.runtime, err = goruntime.Fit(); err != nil {
+		return err
+	}
 	svc, err := New(ctx, cfg, deps)
 	if err != nil {
 		return err
@@ -125,6 +133,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		return nil, err
 	}
 	peer, serverTLS := s.newPeerAuth(cfg, ids, identity, tel)
+	rt := cmp.Or(deps.runtime, goruntime.Current())
+	var adm *server.Admission
+	shed := tel.metrics.Admission(server.ShedReasons(), func() (int, int64) { return adm.Inflight() }, func() (int, int64) { return adm.Bound() })
+	adm = server.NewAdmission(server.AdmissionConfig{MemoryLimit: rt.MemoryBytes, MaxInflight: cfg.MaxInflight, MaxLimit: cfg.MaxPageSize, OnShed: shed})
+	bound, _ := adm.Bound()
+	s.log.Info("runtime limits", append(rt.Attrs(), slog.Int("max_inflight", bound))...)
 	api := server.NewAPI(server.APIConfig{
 		Source:        source,
 		Verifier:      verifier,
@@ -143,6 +157,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		OnPeerRefused: func() {
 			tel.metrics.PeerRefused(cfg.PeerAuth)
 		},
+		Admission: adm,
 	})
 	return s, s.newServers(cfg, api, serverTLS, tel)
 }
@@ -344,8 +359,10 @@ const adminMaxConns = 64
 func (s *Service) newServers(cfg Config, api http.Handler, serverTLS *tls.Config, tel telemetryParts) error {
 	limits := server.DefaultLimits(cfg.budget())
 	limits.MaxConns = cfg.MaxConns
+	silent := tel.metrics.SilentConnectionsClosed("api", "admin")
+	limits.OnSilentClosed = silent["api"]
 	if limits.MaxConns == 0 {
-		limits.MaxConns = defaultMaxConns()
+		limits.MaxConns = server.DefaultMaxConns()
 	}
 	var err error
 	if s.api, err = server.NewServer("api", cfg.Listen, api, limits, serverTLS, s.log); err != nil {
@@ -362,7 +379,7 @@ func (s *Service) newServers(cfg Config, api http.Handler, serverTLS *tls.Config
 	}
 	s.adminH = server.NewAdmin(server.AdminConfig{Checks: checks, Metrics: tel.metrics.Handler(), Pprof: cfg.Pprof})
 	adminLimits := server.DefaultLimits(0)
-	adminLimits.MaxConns = adminMaxConns
+	adminLimits.MaxConns, adminLimits.OnSilentClosed = adminMaxConns, silent["admin"]
 	if s.admin, err = server.NewServer("admin", cfg.AdminListen, s.adminH, adminLimits, nil, s.log); err != nil {
 		return err
 	}

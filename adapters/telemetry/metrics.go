@@ -391,3 +391,54 @@ func (h dbQueryHook) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context
 func (h dbQueryHook) AfterQuery(ctx context.Context, e *bun.QueryEvent) {
 	h.m.ObserveDBQuery(ctx, e.Operation(), time.Since(e.StartTime))
 }
+
+// Admission reports a hop's admission: the shed counter
+// trustchain_requests_shed_total{reason} (every reason in reasons exists
+// from the start), and, read at scrape time, the requests in flight, their
+// weight and the bound (trustchain_inflight_requests,
+// trustchain_admission_inflight_bytes, trustchain_admission_bound_bytes and
+// trustchain_admission_bound_requests). It returns the hook that counts a
+// shed request.
+func (m *Metrics) Admission(reasons []string, inflight func() (int, int64), bound func() (int, int64)) func(reason string) {
+	label := prometheus.Labels{"role": m.role}
+	shed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "requests_shed_total",
+		Help: "Requests refused with 503 overloaded because the hop had no room for them, by reason.", ConstLabels: label}, []string{"reason"})
+	gauge := func(name, help string, v func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: label}, v)
+	}
+	m.reg.MustRegister(shed,
+		gauge("inflight_requests", "API requests admitted and not yet answered.",
+			func() float64 { n, _ := inflight(); return float64(n) }),
+		gauge("admission_inflight_bytes", "Worst-case bytes the admitted requests may hold, by their weights.",
+			func() float64 { _, b := inflight(); return float64(b) }),
+		gauge("admission_bound_bytes", "Admission's capacity: the worst-case bytes all requests in flight may hold.",
+			func() float64 { _, b := bound(); return float64(b) }),
+		gauge("admission_bound_requests", "Admission's capacity in requests for the largest page.",
+			func() float64 { n, _ := bound(); return float64(n) }),
+	)
+	known := set(reasons)
+	for _, r := range reasons {
+		shed.WithLabelValues(r)
+	}
+	return func(reason string) {
+		if !known[reason] {
+			reason = reasonOther
+		}
+		shed.WithLabelValues(reason).Inc()
+	}
+}
+
+// SilentConnectionsClosed returns the hook that counts, by port (api or
+// admin), the connections closed at the cap for never having sent a
+// complete request header: trustchain_silent_connections_closed_total.
+func (m *Metrics) SilentConnectionsClosed(ports ...string) map[string]func() {
+	closed := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "silent_connections_closed_total",
+		Help:        "Connections closed at the port's cap for never sending a complete request header, by port.",
+		ConstLabels: prometheus.Labels{"role": m.role}}, []string{"port"})
+	m.reg.MustRegister(closed)
+	hooks := make(map[string]func(), len(ports))
+	for _, p := range ports {
+		hooks[p] = closed.WithLabelValues(p).Inc
+	}
+	return hooks
+}

@@ -1,4 +1,4 @@
-package app
+package server
 
 const (
 	// reservedFiles are kept out of the API port's share of the open-file

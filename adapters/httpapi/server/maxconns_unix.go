@@ -1,14 +1,14 @@
 //go:build unix
 
-package app
+package server
 
 import "syscall"
 
-// defaultMaxConns leaves room under the open-file limit for everything that
+// DefaultMaxConns leaves room under the open-file limit for everything that
 // is not an API connection: the admin port, the pool to the next hop or the
 // database, the issuer, log and certificate files. Go raises the soft limit
 // to the hard one at startup, so this is the hard limit in practice.
-func defaultMaxConns() int {
+func DefaultMaxConns() int {
 	var lim syscall.Rlimit
 	// An unlimited (or absurdly high) limit takes the ceiling.
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > 1<<31 {
