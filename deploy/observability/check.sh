@@ -92,9 +92,9 @@ mutations=(
   "TrustchainJWKSRefreshFailing: ignore later successes (c fires)"
   '{result="ok"}[15m])) > 0' '{result="ok"}[15m])) > 1e9'
   "TrustchainUpstreamErrorsHigh: threshold 5% -> 4.5% (c's 4.8% fires)"
-  '> 0.05' '> 0.045'
+  $'> 0.05\n      for: 5m' $'> 0.045\n      for: 5m'
   "TrustchainUpstreamErrorsHigh: threshold 5% -> 6% (a's 5.7% goes quiet)"
-  '> 0.05' '> 0.06'
+  $'> 0.05\n      for: 5m' $'> 0.06\n      for: 5m'
   "TrustchainUpstreamErrorsHigh: for 5m -> 4m (fires at 5m)"
   $'> 0.05\n      for: 5m' $'> 0.05\n      for: 4m'
   "TrustchainUpstreamErrorsHigh: count canceled calls as errors (c fires)"
@@ -127,6 +127,12 @@ mutations=(
   $'== 0\n      for: 5m' $'== 0\n      for: 3m'
   "TrustchainPodNotReady: any value counts as down (every pod fires)"
   '(trustchain_dependency_up) == 0' '(trustchain_dependency_up) <= 1'
+  "TrustchainShedding: threshold 5% -> 3.5% (b's 4% fires)"
+  $'[5m]))\n          > 0.05\n      for: 10m' $'[5m]))\n          > 0.035\n      for: 10m'
+  "TrustchainShedding: threshold 5% -> 7% (a's 6% goes quiet)"
+  $'[5m]))\n          > 0.05\n      for: 10m' $'[5m]))\n          > 0.07\n      for: 10m'
+  "TrustchainShedding: for 10m -> 3m (c's burst fires)"
+  $'> 0.05\n      for: 10m\n      labels:\n        severity: warning\n      annotations:\n        summary: \'Role {{ $labels.role }} sheds' $'> 0.05\n      for: 3m\n      labels:\n        severity: warning\n      annotations:\n        summary: \'Role {{ $labels.role }} sheds'
 )
 
 # mutate TREE FROM TO: replace the one occurrence of FROM in TREE's rule

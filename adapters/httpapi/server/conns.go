@@ -79,6 +79,12 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 // serving a request. l.mu is held.
 func (l *connLimiter) victim(now time.Time) (v *limitedConn, silent bool) {
 	v = l.silent.front()
+	// A connection whose request is waiting in its socket has spoken; its
+	// goroutine has not yet run. Under a flood that can take longer than
+	// the arrival of max newer connections, so it is looked past.
+	for v != nil && pending(v.Conn) {
+		v = v.next
+	}
 	if v == nil || now.Sub(v.since) < SilenceGrace {
 		if idle := l.idle.front(); idle != nil {
 			v = idle

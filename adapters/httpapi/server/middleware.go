@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -117,7 +118,8 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 		level := slog.LevelInfo
 		if state.err != nil {
 			level = slog.LevelWarn
-			if status >= 500 {
+			// A shed request is the hop protecting itself, not a failure.
+			if status >= 500 && !errors.Is(state.err, domain.ErrOverloaded) {
 				level = slog.LevelError
 			}
 		}
