@@ -196,6 +196,9 @@ func TestAmbientCatchesLoosening(t *testing.T) {
 				op := b.authzPolicies[w+"-ztunnel"].Spec.Rules[1].To[0].Operation
 				op.Ports = append(op.Ports, lim.apiPort)
 			}},
+			loosening{w + ": ztunnel admin rule admits every mesh peer", w + "-ztunnel rule 1: the admin port admits []", func(b *bundle) {
+				b.authzPolicies[w+"-ztunnel"].Spec.Rules[1].From = nil
+			}},
 			loosening{w + ": ztunnel policy dropped", "does not admit the waypoint", func(b *bundle) {
 				delete(b.authzPolicies, w+"-ztunnel")
 			}},

@@ -292,15 +292,16 @@ func (g *graph) l7Rules(name, workload string, rules []*securityapi.Rule, lim po
 			g.bad(where, "no operation: allows every port, method and path")
 			continue
 		}
-		if len(rule.GetFrom()) == 0 {
-			// The admin rule: any mesh peer, GET, admin port, admin paths.
+		if len(rule.GetFrom()) == 0 || onAdminPort(rule, lim) {
+			// The admin rule: the scraper alone, GET, admin port, admin paths.
+			g.adminSource(where, rule)
 			for _, to := range rule.GetTo() {
 				op := to.GetOperation()
 				if onlyFields(op, "ports", "methods", "paths") != nil ||
 					!slices.Equal(op.GetPorts(), []string{lim.adminPort}) ||
 					!slices.Equal(op.GetMethods(), []string{"GET"}) ||
 					len(op.GetPaths()) == 0 || !subset(op.GetPaths(), adminPaths) {
-					g.bad(where, "open to every caller but not limited to GET %v on port %s: %v", adminPaths, lim.adminPort, op)
+					g.bad(where, "admin rule not limited to GET %v on port %s: %v", adminPaths, lim.adminPort, op)
 				}
 			}
 			continue
@@ -358,8 +359,15 @@ func (g *graph) ztunnelRules(name, workload string, rules []*securityapi.Rule, l
 			continue
 		}
 		want := port
-		if len(rule.GetFrom()) == 0 {
+		if len(rule.GetFrom()) == 0 || onAdminPort(rule, lim) {
 			want = lim.adminPort
+			g.adminSource(where, rule)
+			for _, to := range rule.GetTo() {
+				if op := to.GetOperation(); onlyFields(op, "ports") != nil || !slices.Equal(op.GetPorts(), []string{want}) {
+					g.bad(where, "ports %v: want [%s] (the admin rule)", op.GetPorts(), want)
+				}
+			}
+			continue
 		}
 		for _, to := range rule.GetTo() {
 			op := to.GetOperation()
@@ -388,6 +396,39 @@ func (g *graph) ztunnelRules(name, workload string, rules []*securityapi.Rule, l
 	}
 	return principals
 }
+
+// onAdminPort reports whether a rule's operations name the admin port.
+func onAdminPort(rule *securityapi.Rule, lim policyLimits) bool {
+	for _, to := range rule.GetTo() {
+		if slices.Contains(to.GetOperation().GetPorts(), lim.adminPort) {
+			return true
+		}
+	}
+	return false
+}
+
+// adminSource checks that an admin-port rule admits the Prometheus scraper
+// components/site names, by its principal alone: no other workload may
+// reach a role's probes and metrics (the kubelet's probes pass outside
+// the policy).
+func (g *graph) adminSource(where string, rule *securityapi.Rule) {
+	from := rule.GetFrom()
+	if len(from) != 1 || onlyFields(from[0].GetSource(), "principals") != nil ||
+		!slices.Equal(from[0].GetSource().GetPrincipals(), []string{scraperPrincipal}) {
+		g.bad(where, "the admin port admits %v: want only the scraper %s", from, scraperPrincipal)
+	}
+}
+
+// scraperPrincipal is the Prometheus that components/site names.
+var scraperPrincipal = func() string {
+	site, err := os.ReadFile("components/site/kustomization.yaml")
+	if err != nil {
+		panic(err)
+	}
+	_, rest, _ := strings.Cut(string(site), "- PRINCIPAL=")
+	line, _, _ := strings.Cut(rest, "\n")
+	return line
+}()
 
 // ingressRules checks the policy that opens a Gateway API ingress gateway
 // to clients: anyone (the edge is public), but only GET or HEAD of the
@@ -657,6 +698,13 @@ func TestAllowGraphCatchesLoosening(t *testing.T) {
 		{"the admin rule also opens /products", "service-c rule 1", func(b *bundle) {
 			op := b.authzPolicies["service-c"].Spec.Rules[1].To[0].Operation
 			op.Paths = append(op.Paths, wire.ProductsPath)
+		}},
+		{"the admin rule admits every mesh peer", "service-c rule 1: the admin port admits []", func(b *bundle) {
+			b.authzPolicies["service-c"].Spec.Rules[1].From = nil
+		}},
+		{"the admin rule admits another workload too", "service-b rule 1: the admin port admits", func(b *bundle) {
+			src := b.authzPolicies["service-b"].Spec.Rules[1].From[0].Source
+			src.Principals = append(src.Principals, principal(ns, "service-c"))
 		}},
 		{"allow-nothing allows everything", "allow-nothing", func(b *bundle) {
 			b.authzPolicies["allow-nothing"].Spec.Rules = []*securityapi.Rule{{}}
