@@ -55,3 +55,14 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkCanonical(b *testing.B) {
+	seg := strings.Repeat("eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ", 10)
+	raw := seg + "." + seg + seg + "." + seg
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if canonical(raw) != nil {
+			b.Fatal("refused")
+		}
+	}
+}
