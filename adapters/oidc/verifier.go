@@ -111,6 +111,14 @@ func (c Config) validate() error {
 	if c.HTTPTimeout < 0 || c.RefreshInterval < 0 || c.MinRefreshInterval < 0 || c.ClockSkew < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
+	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
+		errs = append(errs, errors.New("sizes must not be negative"))
+	}
+	return errors.Join(append(errs, c.tokenRuleErrors()...)...)
+}
+
+func (c Config) tokenRuleErrors() []error {
+	var errs []error
 	for _, alg := range c.SigningAlgs {
 		if !slices.Contains(SigningAlgs, alg) {
 			errs = append(errs, fmt.Errorf("signing algorithm %q is not one of %s", alg, strings.Join(SigningAlgs, ", ")))
@@ -119,10 +127,7 @@ func (c Config) validate() error {
 	if slices.Contains(c.ScopeClaims, "") {
 		errs = append(errs, errors.New("a scope claim name is empty"))
 	}
-	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
-		errs = append(errs, errors.New("sizes must not be negative"))
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c Config) withDefaults() Config {
