@@ -11,9 +11,10 @@ import (
 )
 
 // TestIssuerShapesThroughTheChain: tokens shaped as Okta, Entra ID, Hydra,
-// Keycloak, RFC 9068 and Auth0 issue them get 200 from A with the required
-// scope and 403 insufficient_scope without it, under the default
-// --scope-claims; a near-miss scope is 403.
+// Keycloak and Auth0 issue them get 200 from A with the required scope and
+// 403 insufficient_scope without it, under the default --scope-claims; a
+// near-miss scope is 403. (RFC 9068's typ header, and the algorithms, are
+// the oidc adapter's TestIssuerShapes: the demo issuer mints RS256 JWTs.)
 func TestIssuerShapesThroughTheChain(t *testing.T) {
 	c := startChain(t, chainOptions{})
 	shape := func(claims map[string]any) string {
