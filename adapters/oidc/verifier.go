@@ -454,10 +454,11 @@ func joseAlgs(algs []string) []jose.SignatureAlgorithm {
 type audience []string
 
 func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if len(b) > 0 && b[0] == '"' { // by the first byte: a failed decode costs an error
+		var one string
+		err := json.Unmarshal(b, &one)
 		*a = audience{one}
-		return nil
+		return err
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
