@@ -67,7 +67,7 @@ func NewAPI(cfg APIConfig) http.Handler {
 	}
 	mux.HandleFunc("/", notFound)
 
-	var api http.Handler = observe(cfg.Logger, cfg.Observe, mux)
+	var api http.Handler = observe(cfg.Logger, cfg.Observe, serverWide(mux))
 	if cfg.Wrap != nil {
 		api = cfg.Wrap(api)
 	}

@@ -24,13 +24,23 @@ type Limits struct {
 	// WriteTimeout must cover the longest answer: the hop's budget and
 	// the time to write the body.
 	WriteTimeout   time.Duration
-	IdleTimeout    time.Duration
+	IdleTimeout time.Duration
+	// MaxHeaderBytes caps a request's head: the request line, the header
+	// lines and the blank line after them. Over it the answer is 431.
 	MaxHeaderBytes int
 	// MaxConns caps open connections; 0 means no cap. At the cap, idle
 	// keep-alive connections are closed so that a new client is served
 	// rather than queued behind sockets that send nothing.
 	MaxConns int
 }
+
+// MaxRequestHead is the default cap on a request's head, 16 KiB.
+const MaxRequestHead = 16 << 10
+
+// netHTTPReadSlack is what net/http adds to Server.MaxHeaderBytes before it
+// stops reading a request's head (room for bufio's read-ahead); it is
+// taken off again so the cap is exactly Limits.MaxHeaderBytes.
+const netHTTPReadSlack = 4096
 
 // writeSlack is what a server's write timeout adds to its budget: time to
 // encode and send a full page after the last byte of work.
@@ -44,7 +54,7 @@ func DefaultLimits(budget time.Duration) Limits {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      budget + writeSlack,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10, // over it, net/http answers 431
+		MaxHeaderBytes:    MaxRequestHead,
 	}
 }
 
@@ -71,8 +81,11 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,
 		IdleTimeout:       limits.IdleTimeout,
-		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		MaxHeaderBytes:    max(limits.MaxHeaderBytes-netHTTPReadSlack, 1),
 		TLSConfig:         tlsConfig,
+		// OPTIONS * reaches the handler, which answers it with a request
+		// id and a log line like any other request.
+		DisableGeneralOptionsHandler: true,
 		ErrorLog:          slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
 	}
 	if limits.MaxConns > 0 {
@@ -82,6 +95,8 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
+	} else {
+		ln = refusalListener{Listener: ln, server: name, log: log, maxHead: limits.MaxHeaderBytes}
 	}
 	s.listener = ln
 	return s, nil
