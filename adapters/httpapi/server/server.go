@@ -23,8 +23,8 @@ type Limits struct {
 	ReadTimeout       time.Duration
 	// WriteTimeout must cover the longest answer: the hop's budget and
 	// the time to write the body.
-	WriteTimeout   time.Duration
-	IdleTimeout time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
 	// MaxHeaderBytes caps a request's head: the request line, the header
 	// lines and the blank line after them. Over it the answer is 431.
 	MaxHeaderBytes int
@@ -86,7 +86,7 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 		// OPTIONS * reaches the handler, which answers it with a request
 		// id and a log line like any other request.
 		DisableGeneralOptionsHandler: true,
-		ErrorLog:          slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
+		ErrorLog:                     slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
 	}
 	if limits.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, limits.MaxConns)
