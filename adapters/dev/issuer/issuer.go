@@ -395,17 +395,16 @@ func readTokenRequest(r *http.Request) (tokenRequest, error) {
 	// The credentials may also come as HTTP Basic (client_secret_basic),
 	// form-encoded first (RFC 6749 §2.3.1); using two methods at once is
 	// a malformed request.
-	if id, secret, ok := r.BasicAuth(); ok {
-		if req.ClientSecret != "" || (req.ClientID != "" && req.ClientID != id) {
-			return tokenRequest{}, errors.New("the client authenticated in more than one way")
-		}
-		var errID, errSecret error
-		req.ClientID, errID = url.QueryUnescape(id)
-		req.ClientSecret, errSecret = url.QueryUnescape(secret)
+	if rawID, rawSecret, ok := r.BasicAuth(); ok {
+		id, errID := url.QueryUnescape(rawID)
+		secret, errSecret := url.QueryUnescape(rawSecret)
 		if errID != nil || errSecret != nil {
 			return tokenRequest{}, errors.New("the Basic credentials are not form-encoded")
 		}
-		req.basicAuth = true
+		if req.ClientSecret != "" || (req.ClientID != "" && req.ClientID != id) {
+			return tokenRequest{}, errors.New("the client authenticated in more than one way")
+		}
+		req.ClientID, req.ClientSecret, req.basicAuth = id, secret, true
 	}
 	return req, nil
 }

@@ -42,6 +42,16 @@ const MaxRequestHead = 16 << 10
 // taken off again so the cap is exactly Limits.MaxHeaderBytes.
 const netHTTPReadSlack = 4096
 
+// netHTTPMaxHeaderBytes is the Server.MaxHeaderBytes that makes net/http
+// stop at a head of limit bytes. A limit within the slack cannot be
+// honoured exactly and gets net/http's smallest; 0 keeps its default.
+func netHTTPMaxHeaderBytes(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit-netHTTPReadSlack, 1)
+}
+
 // writeSlack is what a server's write timeout adds to its budget: time to
 // encode and send a full page after the last byte of work.
 const writeSlack = 5 * time.Second
@@ -81,7 +91,7 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,
 		IdleTimeout:       limits.IdleTimeout,
-		MaxHeaderBytes:    max(limits.MaxHeaderBytes-netHTTPReadSlack, 1),
+		MaxHeaderBytes:    netHTTPMaxHeaderBytes(limits.MaxHeaderBytes),
 		TLSConfig:         tlsConfig,
 		// OPTIONS * reaches the handler, which answers it with a request
 		// id and a log line like any other request.
