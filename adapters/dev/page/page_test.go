@@ -219,17 +219,24 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
-func TestSessionsAreBounded(t *testing.T) {
+// TestAnonymousFloodSignsNoOneOut is issue 19's flood: 1,001 anonymous
+// presses of Log in fill the anonymous store to its cap, and the signed-in
+// user is still signed in.
+func TestAnonymousFloodSignsNoOneOut(t *testing.T) {
 	ch := newChain(t)
-	for range 1010 {
+	alice := newBrowser(t)
+	alice.logIn(ch.pageURL, "alice", alicePassword)
+	for range 1001 {
 		newBrowser(t).startLogin(ch.pageURL)
 	}
-	if n := page.SessionCount(ch.page); n != 1000 {
-		t.Fatalf("%d sessions held, want the cap of 1000", n)
+	if anon, in := page.SessionCounts(ch.page); anon != 1000 || in != 1 {
+		t.Fatalf("%d anonymous and %d signed-in sessions held, want the cap of 1000 and alice's", anon, in)
 	}
-	// The newest sessions survive the eviction.
+	assertContains(t, alice.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
+	// The newest anonymous sessions survive the eviction: a login started
+	// now finishes.
 	b := newBrowser(t)
-	b.logIn(ch.pageURL, "alice", alicePassword)
+	b.logIn(ch.pageURL, "bob", bobPassword)
 	assertContains(t, b.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
 }
 
