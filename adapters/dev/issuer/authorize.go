@@ -118,7 +118,9 @@ func (iss *Issuer) serveAuthorizeForm(w http.ResponseWriter, r *http.Request) {
 		iss.refuseAuthorize(w, r, req, err)
 		return
 	}
-	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields()})
+	// login_hint (OpenID Connect Core §3.1.2.1) fills in the name, as
+	// Auth0's Universal Login does.
+	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields(), Name: r.URL.Query().Get("login_hint")})
 }
 
 func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
