@@ -1,9 +1,10 @@
 // Package page serves the demo's web page: a person logs in at the issuer
 // (authorization code with PKCE), the page calls the chain's gateway with
-// their token, server side, and shows the answer, what each hop decided,
-// the token's claims (never the token), and how the chain refuses a missing
-// or expired token, a user without the permission, and a caller without a
-// workload identity.
+// their token, server side, and shows the answer, the chain drawn as boxes
+// with each hop's verdict, the token's claims (never the token), and how
+// the chain refuses a missing or expired token, a user without the
+// permission, and a caller without a workload identity. It is plain HTML
+// and CSS, with no script.
 package page
 
 import (
