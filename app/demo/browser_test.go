@@ -44,6 +44,7 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	if banner := countOf(ctx, t, "#peer-auth-off"); banner != 0 {
 		t.Fatal("the page says workload identity is off, with --peer-auth mtls")
 	}
+	browsertest.Screenshot(ctx, t, 1280, "page-1280-start")
 	browsertest.LogIn(ctx, t, "alice", passwords["alice"])
 	// No button pressed: the page called A on the way back from the login.
 	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products", "200 OK", "Laptop", "request processed at")

@@ -163,7 +163,7 @@ func (p *Page) callerCheck(h domain.Hop) line {
 	case p.cfg.PeerAuthOff:
 		return line{Label: "caller", Value: "! not checked: workload identity is off", Verdict: caution}
 	}
-	return line{Label: "caller", Value: "checked here", Verdict: idle}
+	return line{Label: "caller", Value: "checked: only " + strings.ToUpper(string(h.CalledBy)) + " may call", Verdict: idle}
 }
 
 // directBox redraws a hop's box for the call that goes straight to the
