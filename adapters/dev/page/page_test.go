@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -289,8 +290,43 @@ func TestPageHeaders(t *testing.T) {
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("Cache-Control %q X-Frame-Options %q", r.header.Get("Cache-Control"), r.header.Get("X-Frame-Options"))
 	}
+	// The favicon comes from the page itself, which CSP allows for images
+	// and nothing else.
+	if !strings.Contains(csp, "img-src 'self'") {
+		t.Errorf("Content-Security-Policy %q does not let the page's own favicon load", csp)
+	}
+	if icon := newBrowser(t).do(http.MethodGet, ch.pageURL+"/favicon.svg", nil); icon.status != http.StatusOK ||
+		icon.header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(icon.body, "<svg") {
+		t.Errorf("favicon = %d %q", icon.status, icon.header.Get("Content-Type"))
+	}
 	if r := newBrowser(t).do(http.MethodGet, ch.pageURL+"/nothing-here", nil); r.status != http.StatusNotFound {
 		t.Errorf("unknown path = %d, want 404", r.status)
+	}
+}
+
+// TestPeerAuthOffIsHonest: with workload identity off, the page says so
+// and stops claiming that C and B check their caller; with it on, it
+// claims the checks and shows no banner.
+func TestPeerAuthOffIsHonest(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		p, err := page.New(page.Config{
+			AURL: "https://127.0.0.1:8080", BURL: "https://127.0.0.1:8082", IssuerURL: "http://127.0.0.1:8081/",
+			ClientID: uiClient, RedirectURL: "http://127.0.0.1:8090/callback", Audience: audience, PeerAuthOff: off,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		body := rec.Body.String()
+		banner := strings.Contains(body, `id="peer-auth-off"`)
+		claims := strings.Contains(body, "C and B also check which workload calls them")
+		if banner != off || claims == off {
+			t.Errorf("peer auth off = %v: banner %v, claims the caller checks %v", off, banner, claims)
+		}
+		if off && !strings.Contains(body, "! not checked: workload identity is off") {
+			t.Errorf("with peer auth off, the boxes of C and B do not say their caller is not checked")
+		}
 	}
 }
 
