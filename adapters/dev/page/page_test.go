@@ -274,6 +274,22 @@ func TestAnonymousFloodSignsNoOneOut(t *testing.T) {
 	assertContains(t, b.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
 }
 
+// TestOneUsersLoginsSignNoOneElseOut: bob, whose password the demo prints,
+// logs in over and over; alice stays signed in, and bob holds at most 16
+// sessions.
+func TestOneUsersLoginsSignNoOneElseOut(t *testing.T) {
+	ch := newChain(t)
+	alice := newBrowser(t)
+	alice.logIn(ch.pageURL, "alice", alicePassword)
+	for range 40 {
+		newBrowser(t).logIn(ch.pageURL, "bob", bobPassword)
+	}
+	if _, in := page.SessionCounts(ch.page); in != 17 {
+		t.Fatalf("%d signed-in sessions, want bob's 16 and alice's", in)
+	}
+	assertContains(t, alice.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
+}
+
 func TestPageHeaders(t *testing.T) {
 	ch := newChain(t)
 	r := newBrowser(t).do(http.MethodGet, ch.pageURL+"/", nil)

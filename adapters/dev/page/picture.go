@@ -50,40 +50,44 @@ func (p *Page) picture(res *callResult, hops []HopDecision) []box {
 			origin = h.Role // the deepest hop that refused: the others passed it on
 		}
 	}
-	direct := res != nil && res.Kind == callDirectB
-	hopArrow := "mTLS + token"
-	if p.cfg.PeerAuthOff {
-		hopArrow = "HTTP + token, no identity"
-	}
 	boxes := []box{userBox(res), {
 		ID: "ingress", Name: "Ingress", Role: "Istio gateway", Verdict: idle,
 		Lines: []line{{Value: "not in the demo: the page calls A directly", Verdict: idle}},
 		Arrow: &arrow{Label: "HTTPS + token", Verdict: idle},
 	}}
+	var last HopDecision
 	for _, h := range domain.Chain() {
 		d, reached := byRole[string(h.Role)]
-		b := p.hopBox(h, d, reached, string(h.Role) == origin, res != nil)
-		b.Arrow = &arrow{Label: hopArrow}
-		if h.IsEdge() && !p.cfg.PeerAuthOff {
-			b.Arrow.Label = "mTLS + token" // from the ingress, in a cluster
+		boxes = append(boxes, p.chainBox(h, d, reached, string(h.Role) == origin, res))
+		if h.ReadsStore() {
+			last = d
 		}
-		switch {
-		case direct:
-			b = p.directBox(h, b, res)
-		case h.IsEdge() && res != nil && res.Refused != "":
-			b.Verdict, b.Reason = refuse, "no answer: "+res.Refused
-		}
-		b.Arrow.Verdict = idle
-		if b.Verdict != idle {
-			b.Arrow.Verdict = pass
-			if direct || p.cfg.PeerAuthOff && !h.IsEdge() {
-				b.Arrow.Verdict = caution
-			}
-		}
-		boxes = append(boxes, b)
 	}
 	boxes[1].Arrow.Verdict = boxes[2].Arrow.Verdict // the ingress's arrow follows A's
-	return append(boxes, p.storeBox(byRole["b"]))
+	return append(boxes, p.storeBox(last))
+}
+
+// chainBox is a hop's box in the picture of res, with the arrow into it.
+func (p *Page) chainBox(h domain.Hop, d HopDecision, reached, origin bool, res *callResult) box {
+	b := p.hopBox(h, d, reached, origin, res != nil)
+	b.Arrow = &arrow{Label: "mTLS + token", Verdict: idle} // into A: from the ingress, in a cluster
+	if p.cfg.PeerAuthOff {
+		b.Arrow.Label = "HTTP + token, no identity"
+	}
+	direct := res != nil && res.Kind == callDirectB
+	switch {
+	case direct:
+		b = p.directBox(h, b, res)
+	case h.IsEdge() && res != nil && res.Refused != "":
+		b.Verdict, b.Reason = refuse, "no answer: "+res.Refused
+	}
+	if b.Verdict != idle {
+		b.Arrow.Verdict = pass
+		if direct || p.cfg.PeerAuthOff && !h.IsEdge() {
+			b.Arrow.Verdict = caution
+		}
+	}
+	return b
 }
 
 func userBox(res *callResult) box {

@@ -16,6 +16,11 @@ import (
 // issuer, which limits password attempts; its store evicts only its own.
 const maxSessions = 1000
 
+// maxSessionsPerUser keeps one user's many logins (a printed demo password
+// used in a loop) from pushing other users' sessions out of the signed-in
+// store: that user's oldest session goes first.
+const maxSessionsPerUser = 16
+
 // session is one browser's state. It lives only in server memory; the
 // browser holds nothing but its random id.
 type session struct {
@@ -66,20 +71,32 @@ func (s *sessions) insert(sess *session) (string, error) {
 	defer s.mu.Unlock()
 	now := s.now()
 	sess.expires = now.Add(s.ttl)
-	store := s.anonymous
+	store, sameUser := s.anonymous, func(*session) bool { return false }
 	if sess.user != nil {
 		store = s.signedIn
+		sameUser = func(v *session) bool { return v.user.sub == sess.user.sub }
 	}
-	var oldest string
+	var oldest, oldestOfUser string
+	users := 0
 	for k, v := range store {
-		switch {
-		case !now.Before(v.expires):
+		if !now.Before(v.expires) {
 			delete(store, k)
-		case oldest == "" || v.expires.Before(store[oldest].expires):
+			continue
+		}
+		if oldest == "" || v.expires.Before(store[oldest].expires) {
 			oldest = k
 		}
+		if sameUser(v) {
+			users++
+			if oldestOfUser == "" || v.expires.Before(store[oldestOfUser].expires) {
+				oldestOfUser = k
+			}
+		}
 	}
-	if len(store) >= maxSessions {
+	switch {
+	case users >= maxSessionsPerUser:
+		delete(store, oldestOfUser)
+	case len(store) >= maxSessions:
 		delete(store, oldest)
 	}
 	store[id] = sess
