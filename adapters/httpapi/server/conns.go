@@ -123,8 +123,11 @@ func (l *connLimiter) listOf(state connState) *connList {
 // once a complete request header has been read, StateIdle after an answer
 // on a keep-alive connection.
 func (l *connLimiter) track(c net.Conn, state http.ConnState) {
-	if tc, ok := c.(*tls.Conn); ok {
-		c = tc.NetConn()
+	switch wrapped := c.(type) {
+	case *tls.Conn:
+		c = wrapped.NetConn()
+	case *refusalConn:
+		c = wrapped.Conn
 	}
 	lc, ok := c.(*limitedConn)
 	if !ok {
