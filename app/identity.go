@@ -113,7 +113,7 @@ func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps, self 
 	}
 	// Always "up": the monitor checks the SVID live on every probe.
 	mon := spiffetls.NewMonitor(src, self, spiffetls.MonitorHooks{SVID: m.Held, Rotated: m.Rotated}, s.log)
-	s.deps = append(s.deps, &dependency{name: "svid", connect: func(context.Context) error { return nil },
+	s.deps = append(s.deps, &dependency{name: "svid", up: true, connect: func(context.Context) error { return nil },
 		check: mon.Check, keep: mon.Run, onState: func(up bool) { tel.metrics.DependencyUp("svid", up) }})
 	return src, nil
 }

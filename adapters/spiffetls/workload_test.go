@@ -2,27 +2,22 @@ package spiffetls_test
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"google.golang.org/grpc"
 
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/internal/testkit/workloadapitest"
 )
 
 func TestNewWorkloadSourceRejectsBadAddress(t *testing.T) {
@@ -70,7 +65,7 @@ func TestNewWorkloadSourceGivesUpWithContext(t *testing.T) {
 // Workload API server and runs C's server on what it hands out.
 func TestWorkloadSourceServesMTLS(t *testing.T) {
 	ca := newCA(t)
-	ag := startAgent(t, ca, serviceC)
+	ag := workloadapitest.Start(t, ca, serviceC)
 	src := workloadSource(t, ag, serviceC)
 	srv := startServer(t, src, serviceA)
 
@@ -85,7 +80,7 @@ func TestWorkloadSourceServesMTLS(t *testing.T) {
 // which it waits for, until an update brings it.
 func TestWorkloadSourcePicksItsOwnSVID(t *testing.T) {
 	ca := newCA(t)
-	ag := startAgent(t, ca, serviceA, serviceC, serviceB)
+	ag := workloadapitest.Start(t, ca, serviceA, serviceC, serviceB)
 	for _, own := range []spiffeid.ID{serviceB, serviceC} {
 		t.Run(own.Path(), func(t *testing.T) {
 			srv := startServer(t, workloadSource(t, ag, own), serviceA)
@@ -96,7 +91,7 @@ func TestWorkloadSourcePicksItsOwnSVID(t *testing.T) {
 	}
 
 	t.Run("own not offered, then offered", func(t *testing.T) {
-		ag.offer(serviceA, serviceC)
+		ag.Offer(serviceA, serviceC)
 		src := workloadSource(t, ag, serviceB)
 		svid, err := src.GetX509SVID()
 		if !errors.Is(err, spiffetls.ErrNoSVID) {
@@ -112,7 +107,7 @@ func TestWorkloadSourcePicksItsOwnSVID(t *testing.T) {
 			t.Fatalf("Check = %v, want ErrNoSVID", err)
 		}
 
-		ag.offer(serviceC, serviceB)
+		ag.Offer(serviceC, serviceB)
 		if !eventuallyWithin(5*time.Second, func() bool { return mon.Check(context.Background()) == nil }) {
 			t.Fatalf("still not ready after the agent offered %s: %v", serviceB, mon.Check(context.Background()))
 		}
@@ -129,9 +124,9 @@ func TestWorkloadSourceRenewsPromptlyAfterAgentOutage(t *testing.T) {
 		t.Skip("waits out a 20s agent outage")
 	}
 	ca := newCA(t)
-	ag := startAgent(t, ca, serviceC)
+	ag := workloadapitest.Start(t, ca, serviceC)
 	var failures atomic.Int32
-	src, err := spiffetls.NewWorkloadSource(t.Context(), ag.addr(), spiffetls.Workload{
+	src, err := spiffetls.NewWorkloadSource(t.Context(), ag.Addr(), spiffetls.Workload{
 		ID: serviceC, RotationFailed: func(time.Time) { failures.Add(1) },
 	})
 	if err != nil {
@@ -140,9 +135,9 @@ func TestWorkloadSourceRenewsPromptlyAfterAgentOutage(t *testing.T) {
 	t.Cleanup(func() { _ = src.Close() })
 	before := heldSerial(t, src)
 
-	ag.stop()
+	ag.Stop()
 	time.Sleep(20 * time.Second)
-	ag.start()
+	ag.Start()
 	back := time.Now()
 	if !eventuallyWithin(10*time.Second, func() bool { return heldSerial(t, src).Cmp(before) != 0 }) {
 		t.Fatal("no new SVID 10s after the agent returned")
@@ -166,11 +161,11 @@ func heldSerial(tb testing.TB, src x509svid.Source) *big.Int {
 	return svid.Certificates[0].SerialNumber
 }
 
-func workloadSource(tb testing.TB, ag *agent, own spiffeid.ID) *spiffetls.WorkloadSource {
+func workloadSource(tb testing.TB, ag *workloadapitest.Agent, own spiffeid.ID) *spiffetls.WorkloadSource {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	src, err := spiffetls.NewWorkloadSource(ctx, ag.addr(), spiffetls.Workload{ID: own})
+	src, err := spiffetls.NewWorkloadSource(ctx, ag.Addr(), spiffetls.Workload{ID: own})
 	if err != nil {
 		tb.Fatalf("NewWorkloadSource: %v", err)
 	}
@@ -193,120 +188,4 @@ func presentedID(tb testing.TB, ca *spiffeca.DevCA, srv *peerServer) spiffeid.ID
 		tb.Fatal(err)
 	}
 	return id
-}
-
-// agent is a minimal SPIFFE Workload API server on a unix socket, standing
-// in for a SPIRE agent: it offers fresh SVIDs from ca for the IDs it is
-// told, pushes every change to open streams, and can stop and come back.
-type agent struct {
-	workload.UnimplementedSpiffeWorkloadAPIServer
-	tb   testing.TB
-	ca   *spiffeca.DevCA
-	sock string
-
-	mu      sync.Mutex
-	resp    *workload.X509SVIDResponse
-	changed chan struct{} // closed on the next change
-	server  *grpc.Server
-}
-
-func startAgent(tb testing.TB, ca *spiffeca.DevCA, ids ...spiffeid.ID) *agent {
-	tb.Helper()
-	// Socket paths are limited to about 100 bytes; t.TempDir can exceed it.
-	dir, err := os.MkdirTemp("", "wl")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	a := &agent{tb: tb, ca: ca, sock: filepath.Join(dir, "agent.sock"), changed: make(chan struct{})}
-	a.offer(ids...)
-	a.start()
-	tb.Cleanup(a.stop)
-	return a
-}
-
-func (a *agent) addr() string { return "unix://" + a.sock }
-
-// offer replaces the SVIDs on offer with new ones for ids, in that order.
-func (a *agent) offer(ids ...spiffeid.ID) {
-	a.tb.Helper()
-	resp := &workload.X509SVIDResponse{}
-	for _, id := range ids {
-		svid, err := a.ca.Issue(id)
-		if err != nil {
-			a.tb.Fatal(err)
-		}
-		key, err := x509.MarshalPKCS8PrivateKey(svid.PrivateKey)
-		if err != nil {
-			a.tb.Fatal(err)
-		}
-		resp.Svids = append(resp.Svids, &workload.X509SVID{
-			SpiffeId:    id.String(),
-			X509Svid:    svid.Certificates[0].Raw,
-			X509SvidKey: key,
-			Bundle:      a.ca.Bundle().X509Authorities()[0].Raw,
-		})
-	}
-	a.mu.Lock()
-	a.resp = resp
-	close(a.changed)
-	a.changed = make(chan struct{})
-	a.mu.Unlock()
-}
-
-// start serves on the socket; stop closes it and every stream, as an agent
-// that goes away does. A restarted agent issues new SVIDs.
-func (a *agent) start() {
-	a.tb.Helper()
-	_ = os.Remove(a.sock)
-	ln, err := net.Listen("unix", a.sock)
-	if err != nil {
-		a.tb.Fatal(err)
-	}
-	server := grpc.NewServer()
-	workload.RegisterSpiffeWorkloadAPIServer(server, a)
-	a.mu.Lock()
-	restarted := a.server != nil
-	a.server = server
-	a.mu.Unlock()
-	if restarted {
-		ids := a.offeredIDs()
-		a.offer(ids...)
-	}
-	go func() { _ = server.Serve(ln) }()
-}
-
-func (a *agent) stop() {
-	a.mu.Lock()
-	server := a.server
-	a.mu.Unlock()
-	server.Stop()
-}
-
-func (a *agent) offeredIDs() []spiffeid.ID {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var ids []spiffeid.ID
-	for _, s := range a.resp.Svids {
-		ids = append(ids, spiffeid.RequireFromString(s.SpiffeId))
-	}
-	return ids
-}
-
-// FetchX509SVID sends what is on offer and every change, holding the
-// stream open between them as an agent does between rotations.
-func (a *agent) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerStreamingServer[workload.X509SVIDResponse]) error {
-	for {
-		a.mu.Lock()
-		resp, changed := a.resp, a.changed
-		a.mu.Unlock()
-		if err := stream.Send(resp); err != nil {
-			return err
-		}
-		select {
-		case <-changed:
-		case <-stream.Context().Done():
-			return nil
-		}
-	}
 }
