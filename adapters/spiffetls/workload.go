@@ -48,6 +48,7 @@ func (w Workload) failed() {
 type WorkloadSource struct {
 	*workloadapi.X509Source
 	want spiffeid.ID
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	offered []string // the IDs of the last update, to say what was on offer
@@ -75,7 +76,7 @@ func NewWorkloadSource(ctx context.Context, addr string, w Workload) (*WorkloadS
 	if err := workloadapi.ValidateAddress(addr); err != nil {
 		return nil, fmt.Errorf("workload API address %q: %w", addr, err)
 	}
-	s := &WorkloadSource{want: w.ID}
+	s := &WorkloadSource{want: w.ID, log: w.logger()}
 	src, err := workloadapi.NewX509Source(ctx,
 		workloadapi.WithDefaultX509SVIDPicker(s.pick),
 		workloadapi.WithClientOptions(
@@ -107,6 +108,7 @@ func (s *WorkloadSource) pick(svids []*x509svid.SVID) *x509svid.SVID {
 	s.mu.Lock()
 	s.offered = offered
 	s.mu.Unlock()
+	s.log.Debug("workload API update", slog.Any("offered", offered), slog.Bool("own_offered", own != nil), slog.String("want", s.want.String()))
 	return own
 }
 
