@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -78,9 +77,6 @@ func roleID(cfg Config, role domain.Role) (spiffeid.ID, error) {
 	return spiffetls.ID(cfg.TrustDomain, cfg.Namespace, h.ServiceAccount)
 }
 
-// workloadAPIStartTimeout bounds the wait for the first SVID.
-const workloadAPIStartTimeout = 30 * time.Second
-
 // openIdentity returns this workload's SVID source for mtls, or nil when
 // the role does not speak mtls, and makes its SVID a readiness check.
 func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps, self spiffeid.ID, tel telemetryParts) (spiffetls.Source, error) {
@@ -94,11 +90,7 @@ func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps, self 
 	switch {
 	case src != nil:
 	case cfg.SPIFFESocket != "":
-		// The first update must arrive at startup; an agent that never
-		// answers should fail the pod, not hang it.
-		startCtx, cancel := context.WithTimeout(ctx, workloadAPIStartTimeout)
-		defer cancel()
-		src, err = spiffetls.NewWorkloadSource(startCtx, cfg.SPIFFESocket, w)
+		src, err = spiffetls.NewWorkloadSource(ctx, cfg.SPIFFESocket, w)
 	default:
 		src, err = spiffetls.NewFileSource(spiffetls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, Bundle: cfg.TLSBundle}, w)
 		if errors.Is(err, spiffetls.ErrNotOwnSVID) {

@@ -63,14 +63,19 @@ const (
 	retryMax  = time.Second
 )
 
+// startTimeout bounds the wait for the agent's first update: an agent that
+// never answers should fail the pod, not hang its start.
+const startTimeout = 30 * time.Second
+
 // NewWorkloadSource connects to the SPIFFE Workload API at addr (for example
 // unix:///run/spire/sockets/agent.sock) and keeps w.ID's SVID and the
-// bundles it streams. It blocks until the first update arrives, so give ctx
-// a deadline: an agent that never answers would otherwise hang startup. An
-// update without w.ID's SVID leaves the source without one (GetX509SVID
-// says what was offered) until an update brings it. Close the source to
-// drop the connection.
+// bundles it streams. It blocks until the first update arrives, or ctx
+// ends, or 30s have passed. An update without w.ID's SVID leaves the source
+// without one (GetX509SVID says what was offered) until an update brings
+// it. Close the source to drop the connection.
 func NewWorkloadSource(ctx context.Context, addr string, w Workload) (*WorkloadSource, error) {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
 	// Checked here because the client would otherwise retry a hopeless
 	// address until ctx ends, hiding the real mistake behind a timeout.
 	if err := workloadapi.ValidateAddress(addr); err != nil {
