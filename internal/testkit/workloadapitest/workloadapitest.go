@@ -1,6 +1,6 @@
 // Package workloadapitest runs a minimal SPIFFE Workload API server for
 // tests, standing in for a SPIRE agent: the go-spiffe client and the real
-// gRPC protocol on one side, SVIDs from the dev CA on the other.
+// gRPC protocol on one side, SVIDs from a test CA on the other.
 package workloadapitest
 
 import (
@@ -11,12 +11,18 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 	"google.golang.org/grpc"
-
-	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 )
+
+// CA issues the SVIDs an agent offers; the dev CA is one.
+type CA interface {
+	Issue(id spiffeid.ID) (*x509svid.SVID, error)
+	Bundle() *x509bundle.Bundle
+}
 
 // Agent is a minimal SPIFFE Workload API server on a unix socket, standing
 // in for a SPIRE agent: it offers fresh SVIDs from ca for the IDs it is
@@ -24,7 +30,7 @@ import (
 type Agent struct {
 	workload.UnimplementedSpiffeWorkloadAPIServer
 	tb   testing.TB
-	ca   *spiffeca.DevCA
+	ca   CA
 	sock string
 
 	mu      sync.Mutex
@@ -34,7 +40,7 @@ type Agent struct {
 }
 
 // Start serves ids' SVIDs, in that order, until the test ends.
-func Start(tb testing.TB, ca *spiffeca.DevCA, ids ...spiffeid.ID) *Agent {
+func Start(tb testing.TB, ca CA, ids ...spiffeid.ID) *Agent {
 	tb.Helper()
 	// Socket paths are limited to about 100 bytes; t.TempDir can exceed it.
 	dir, err := os.MkdirTemp("", "wl")
