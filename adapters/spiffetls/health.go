@@ -96,14 +96,14 @@ func NewMonitor(src x509svid.Source, want spiffeid.ID, hooks MonitorHooks, log *
 // and RenewalDeadline). It is cheap enough for every readiness probe.
 func (m *Monitor) Check(context.Context) error {
 	svid, err := m.src.GetX509SVID()
-	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err == nil {
+	now := m.now()
+	if err == nil && svid != nil && len(svid.Certificates) > 0 {
 		m.see(svid)
 	}
 	cause := CheckSVID(svid, m.want, now)
-	if err != nil && errors.Is(err, ErrNoSVID) {
+	if errors.Is(err, ErrNoSVID) {
 		cause = err // the source knows more: what it was offered
 	} else if err != nil {
 		cause = fmt.Errorf("%w: %v", ErrNoSVID, err)

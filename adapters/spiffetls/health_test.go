@@ -73,21 +73,21 @@ func TestCheckSVID(t *testing.T) {
 type swapSource struct {
 	mu   sync.Mutex
 	svid *x509svid.SVID
+	err  error
 }
 
-func (s *swapSource) set(svid *x509svid.SVID) {
+func (s *swapSource) set(svid *x509svid.SVID, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.svid = svid
+	s.svid, s.err = svid, err
 }
 
+// GetX509SVID may return neither SVID nor error, as a careless source
+// might: the monitor must not trip on it.
 func (s *swapSource) GetX509SVID() (*x509svid.SVID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.svid == nil {
-		return nil, errors.New("source has none")
-	}
-	return s.svid, nil
+	return s.svid, s.err
 }
 
 // TestMonitorLogsEachChangeOnceAndRecovers walks a role through a good
@@ -111,19 +111,21 @@ func TestMonitorLogsEachChangeOnceAndRecovers(t *testing.T) {
 	steps := []struct {
 		name string
 		svid *x509svid.SVID
+		err  error // from the source
 		age  time.Duration
 		want error
 	}{
-		{"good", first, 0, nil},
-		{"another workload's", issue(t, ca, serviceA), 0, spiffetls.ErrNotOwnSVID},
-		{"none", nil, 0, spiffetls.ErrNoSVID},
-		{"renewal overdue", first, 56 * time.Minute, spiffetls.ErrSVIDRenewalLate},
-		{"expired", first, 2 * time.Hour, spiffetls.ErrSVIDExpired},
-		{"renewed", issue(t, ca, serviceC), 0, nil},
+		{"good", first, nil, 0, nil},
+		{"another workload's", issue(t, ca, serviceA), nil, 0, spiffetls.ErrNotOwnSVID},
+		{"none", nil, nil, 0, spiffetls.ErrNoSVID},
+		{"the source fails", nil, errors.New("source closed"), 0, spiffetls.ErrNoSVID},
+		{"renewal overdue", first, nil, 56 * time.Minute, spiffetls.ErrSVIDRenewalLate},
+		{"expired", first, nil, 2 * time.Hour, spiffetls.ErrSVIDExpired},
+		{"renewed", issue(t, ca, serviceC), nil, 0, nil},
 	}
 	start := now
 	for i, st := range steps {
-		src.set(st.svid)
+		src.set(st.svid, st.err)
 		now = start.Add(st.age)
 		for range 3 {
 			if err := mon.Check(context.Background()); !errors.Is(err, st.want) || (st.want == nil) != (err == nil) {
