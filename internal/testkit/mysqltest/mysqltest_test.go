@@ -34,7 +34,9 @@ func TestFreshSchemaUsesTheNamedDatabase(t *testing.T) {
 		exec(t, conn, "CREATE TABLE "+theirs+" (id INT)")
 		before = list(t, conn, "SHOW TABLES")
 	})
-	t.Cleanup(func() { locked(t, admin, cfg.DBName, func(conn *sql.Conn) { exec(t, conn, "DROP TABLE IF EXISTS "+theirs) }) })
+	t.Cleanup(func() {
+		locked(t, admin, cfg.DBName, func(conn *sql.Conn) { exec(t, conn, "DROP TABLE IF EXISTS "+theirs) })
+	})
 
 	t.Run("a test", func(t *testing.T) {
 		got := mysqltest.FreshSchema(t, dsn)
