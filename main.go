@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	serve := flagsOf(&cfg, app.DefaultText)
 	dbFlags, loginFlags := flagsOf(&migrate, nil), flagsOf(&login, nil)
-	devCmds, devFlags := devCommands(deps)
+	devCmds, devFlags := devCommands(deps, args)
 	migrateCmd := func(name, usage string, dir app.MigrateDirection) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, OnUsageError: usageError, Action: func(c *cli.Context) error {
 			return app.Migrate(c.Context, migrate, dir, stdout)
@@ -352,6 +352,23 @@ func fromEnv(env, flag string, args []string) string {
 		return env
 	}
 	return env + " (from the environment)"
+}
+
+// sources says where each of fs's flags that is set came from: "--name"
+// when args give it, "VAR (from the environment)" when its variable does.
+func (fs flagSet) sources(args []string) map[string]string {
+	given := commandLine(args, fs.names)
+	out := map[string]string{}
+	for _, name := range fs.names {
+		if env := fs.env[name]; given[name] {
+			out[name] = "--" + name
+		} else if env != "" {
+			if from := fromEnv(env, name, args); from != env {
+				out[name] = from
+			}
+		}
+	}
+	return out
 }
 
 // buildInfo reads the version stamped by -ldflags or, for `go install`/`go
