@@ -44,10 +44,10 @@ type Config struct {
 	CAdminListen string `flag:"c-admin-listen" usage:"C's admin address"`
 	BAdminListen string `flag:"b-admin-listen" usage:"B's admin address"`
 	StateDir     string `flag:"state-dir" usage:"keep the issuer's key and address, the users' passwords and the client secret in this directory (0700) across restarts, so tokens and the printed commands keep working; off when empty"`
-	MySQLDSN string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
-	PeerAuth string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
-	Trace    bool   `flag:"trace" usage:"print each request's finished spans"`
-	LogLevel string `flag:"log-level" usage:"log level of the services"`
+	MySQLDSN     string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
+	PeerAuth     string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
+	Trace        bool   `flag:"trace" usage:"print each request's finished spans"`
+	LogLevel     string `flag:"log-level" usage:"log level of the services"`
 
 	OTLPEndpoint       string `flag:"otlp-endpoint" env:"OTEL_EXPORTER_OTLP_ENDPOINT" usage:"export every role's traces to this OTLP collector"`
 	OTLPTracesEndpoint string `flag:"otlp-traces-endpoint" env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" usage:"OTLP traces URL, used as it is"`
