@@ -147,6 +147,8 @@ func TestDemoRestartKeepsState(t *testing.T) {
 	loginLine := regexp.MustCompile(`(?m)^  eval .* login .*$`)
 	if l1, l2 := loginLine.FindString(out1.String()), loginLine.FindString(out2.String()); l1 == "" || l1 != l2 {
 		t.Errorf("the printed login line changed:\n%s\n%s", l1, l2)
+	} else if !strings.Contains(l1, `"$(go run . login `) {
+		t.Errorf("a test binary lives in the build cache, as `go run`'s does, yet the login line is:\n%s", l1)
 	}
 	if status, body := get(t, "http://"+d2.APIAddr(roleA)+"/products", token); status != 200 || !seedPrefix.MatchString(body) {
 		t.Fatalf("A after the restart answered the old token with %d: %s", status, body)
