@@ -293,7 +293,7 @@ func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domai
 	if err != nil {
 		// Say where the DSN came from: a MYSQL_DSN left in the shell
 		// moves the demo onto MySQL without a word on the command line.
-		return cc, fmt.Errorf("B's MySQL, from %s: %w", dc.source("mysql-dsn"), err)
+		return cc, fmt.Errorf("prepare the MySQL from %s for B: %w", dc.source("mysql-dsn"), err)
 	}
 	return cc, nil
 }
