@@ -316,3 +316,22 @@ func TestDriverLogsAreJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaGoneIsNotReady: a schema rolled back under a running B turns
+// it not ready, with the same cause as at startup.
+func TestSchemaGoneIsNotReady(t *testing.T) {
+	dsn := mysqltest.FreshSchema(t, mysqltest.StartEmbedded(t))
+	mc := app.MigrateConfig{MySQLDSN: dsn, Timeout: 30 * time.Second}
+	if err := app.Migrate(context.Background(), mc, app.MigrateUp, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	svc, _, _, _ := startRoleB(t, issuerURL(t), dsn)
+	eventuallyReady(t, svc, func(r readiness) bool { return r.status == 200 })
+	if err := app.Migrate(context.Background(), mc, app.MigrateDown, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	r := readyz(t, svc)
+	if r.status != 503 || !strings.Contains(r.Failed["mysql"], "run: trustchain migrate up") {
+		t.Fatalf("readyz after migrate down = %d %+v", r.status, r)
+	}
+}

@@ -281,7 +281,7 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 			}
 			return err
 		},
-		check:   db.Ping,
+		check:   db.Ready,
 		onState: func(up bool) { tel.metrics.DependencyUp("mysql", up) },
 	})
 	return withTimeout{source: mysql.NewRepository(db), timeout: cfg.QueryTimeout}, nil

@@ -200,6 +200,16 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Ready backs the readiness probe: the database answers, and its schema
+// is migrated, so a database dropped or rolled back under a running B
+// turns it not ready rather than into a stream of 503s.
+func (db *DB) Ready(ctx context.Context) error {
+	if err := db.Ping(ctx); err != nil {
+		return err
+	}
+	return db.CheckSchema(ctx)
+}
+
 // Bun exposes the bun handle so the composition root can add query hooks
 // such as OpenTelemetry tracing without this package knowing about them.
 func (db *DB) Bun() *bun.DB { return db.bun }
