@@ -33,6 +33,7 @@ const (
 
 // callResult is what one button press did, as the page shows it.
 type callResult struct {
+	Kind      string // the button: callWithToken, callNoToken, …
 	Label     string // what was tried
 	Target    string // the URL called
 	RequestID string // sent as X-Request-Id, to look the hops' decisions up
