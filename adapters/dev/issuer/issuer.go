@@ -3,7 +3,8 @@
 // claims to a machine client (client credentials), and logs configured users
 // in through the authorization-code flow with PKCE and the device
 // authorization grant. The demo command and the tests use it so that tokens
-// are real and verified end to end.
+// are real and verified end to end; State lets the demo keep its key and
+// secrets across restarts.
 package issuer
 
 import (
