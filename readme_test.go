@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,10 +64,21 @@ func TestReadmeRecipes(t *testing.T) {
 	script.WriteString(`go() { if [ "$1" = run ] && [ "$2" = . ]; then shift 2; "$TRUSTCHAIN" "$@"; else command go "$@"; fi; }
 ready() { for p in "$@"; do for i in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.1; done; done; }
 `)
-	for _, step := range []struct{ recipe, admins string }{
+	steps := []struct{ recipe, admins string }{
 		{"laptop", "9092 9093 9090"}, {"laptop-call", ""}, {"mtls", "9192 9193 9190"}, {"mtls-call", ""},
-	} {
-		script.WriteString(local(readmeRecipe(t, readme, step.recipe)))
+	}
+	// Every recipe in the README is run: a new one must be added here.
+	for _, m := range regexp.MustCompile(`<!-- recipe: (\S+) -->`).FindAllSubmatch(readme, -1) {
+		if !slices.ContainsFunc(steps, func(s struct{ recipe, admins string }) bool { return s.recipe == string(m[1]) }) {
+			t.Errorf("README recipe %q is not run by this test", m[1])
+		}
+	}
+	for _, step := range steps {
+		recipe := readmeRecipe(t, readme, step.recipe)
+		if strings.Contains(recipe, "--role=b") && !regexp.MustCompile(`(?m)^go run \. migrate up\b(.|\n)*^go run \. seed\b`).MatchString(recipe) {
+			t.Errorf("recipe %q starts B without migrate up and seed", step.recipe)
+		}
+		script.WriteString(local(recipe))
 		if step.admins != "" {
 			script.WriteString(local("ready " + step.admins + "\n"))
 		}

@@ -259,12 +259,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 	if deps.Source != nil {
 		return withTimeout{source: deps.Source, timeout: cfg.QueryTimeout}, nil
 	}
-	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle})
+	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return db.Close() })
-	mysql.RouteDriverLogs(s.log)
 	host, port := splitHostPort(db.Addr())
 	db = db.WithQueryHooks(tel.metrics.QueryHook(), tel.tracing.QueryHook(telemetry.DBInfo{Name: db.Name(), Address: host, Port: port}))
 	if err := tel.metrics.RegisterDB(db.Bun().DB, db.Name()); err != nil {
@@ -278,10 +277,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 			version, err := db.Connect(ctx)
 			if err == nil {
 				s.log.Info("mysql answers", slog.String("version", version), slog.String("database", db.Name()))
+				err = db.CheckSchema(ctx) // a missing schema is a readiness cause too
 			}
 			return err
 		},
-		check:   db.Ping,
+		check:   db.Ready,
 		onState: func(up bool) { tel.metrics.DependencyUp("mysql", up) },
 	})
 	return withTimeout{source: mysql.NewRepository(db), timeout: cfg.QueryTimeout}, nil

@@ -42,6 +42,10 @@ var (
 	// ErrSourceUnavailable means the product store failed, or said it
 	// cannot serve for now; the caller may retry.
 	ErrSourceUnavailable = errors.New("product source unavailable")
+	// ErrSourceNotMigrated means the product store is reachable but its
+	// schema is missing or behind the binary's: an operator must migrate
+	// it, retrying will not help.
+	ErrSourceNotMigrated = errors.New("product store schema is not migrated")
 	// ErrSourceTimeout means the product store did not answer within the
 	// hop's budget.
 	ErrSourceTimeout = errors.New("product source timed out")

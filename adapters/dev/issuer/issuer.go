@@ -3,10 +3,12 @@
 // claims to a machine client (client credentials), and logs configured users
 // in through the authorization-code flow with PKCE and the device
 // authorization grant. The demo command and the tests use it so that tokens
-// are real and verified end to end.
+// are real and verified end to end; State lets the demo keep its key and
+// secrets across restarts.
 package issuer
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
@@ -64,6 +66,9 @@ type Config struct {
 	// Now is the clock for token times and for the expiry of codes.
 	// Default time.Now.
 	Now func() time.Time
+	// Key is the signing key, kept by the caller across restarts (see
+	// State); nil makes a fresh one.
+	Key *rsa.PrivateKey
 }
 
 func (c Config) validate() error {
@@ -123,7 +128,14 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	key, err := newSigningKey()
+	priv := cfg.Key
+	if priv == nil {
+		var err error
+		if priv, err = NewKey(); err != nil {
+			return nil, err
+		}
+	}
+	key, err := newSigningKey(priv)
 	if err != nil {
 		return nil, err
 	}
@@ -155,16 +167,23 @@ func New(cfg Config) (*Issuer, error) {
 	return iss, nil
 }
 
-func newSigningKey() (signingKey, error) {
+// NewKey generates an RSA signing key of the issuer's size.
+func NewKey() (*rsa.PrivateKey, error) {
 	priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
 	if err != nil {
-		return signingKey{}, fmt.Errorf("generate signing key: %w", err)
+		return nil, fmt.Errorf("generate signing key: %w", err)
 	}
-	kidBytes := make([]byte, 16)
-	if _, err := rand.Read(kidBytes); err != nil {
-		return signingKey{}, fmt.Errorf("generate key id: %w", err)
+	return priv, nil
+}
+
+// newSigningKey signs with priv under a kid derived from the public key
+// (its RFC 7638 thumbprint), so a kept key keeps its kid.
+func newSigningKey(priv *rsa.PrivateKey) (signingKey, error) {
+	thumb, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("key id: %w", err)
 	}
-	kid := base64.RawURLEncoding.EncodeToString(kidBytes)
+	kid := base64.RawURLEncoding.EncodeToString(thumb)
 	// Passing a JSONWebKey (not the bare key) makes go-jose put kid in the
 	// protected header, which is how verifiers pick the key.
 	signer, err := jose.NewSigner(
@@ -189,7 +208,11 @@ func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { iss.mux.S
 // key, so tokens signed by the old one stop verifying once a verifier
 // refreshes.
 func (iss *Issuer) RotateKey() error {
-	key, err := newSigningKey()
+	priv, err := NewKey()
+	if err != nil {
+		return err
+	}
+	key, err := newSigningKey(priv)
 	if err != nil {
 		return err
 	}

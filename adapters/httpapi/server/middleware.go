@@ -130,7 +130,7 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 			slog.String("path", wire.Truncate(r.URL.Path, maxLoggedPath)),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration_seconds", elapsed.Seconds()), // a number any log store can sum
 			slog.String("request_id", state.requestID),
 		)
 		if state.subject != "" {

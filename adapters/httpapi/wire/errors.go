@@ -68,6 +68,8 @@ var problems = []Problem{
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
 	{err: domain.ErrSourceUnavailable, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the product store is unavailable",
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
+	{err: domain.ErrSourceNotMigrated, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the product store's schema is not migrated (run: trustchain migrate up)",
+		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
 	{err: domain.ErrSourceTimeout, Status: http.StatusGatewayTimeout, Code: "timeout", Message: "the product store did not answer in time",
 		upstream: domain.ErrUpstreamTimeout, kind: KindTimeout},
 	{err: domain.ErrUpstreamTimeout, Status: http.StatusGatewayTimeout, Code: "upstream_timeout", Message: "the next service did not answer in time",
