@@ -20,11 +20,11 @@ var (
 // Reasons a DPoP proof, or a token's binding to one, is refused. Like the
 // token reasons they are bounded metric label values and log fields.
 const (
-	ReasonProofMissing    = "dpop_missing"      // DPoP scheme without exactly one DPoP header
-	ReasonProofMalformed  = "dpop_malformed"    // not a compact JWS, or claims that do not decode
-	ReasonProofType       = "dpop_bad_typ"      // typ is not dpop+jwt
-	ReasonProofAlgorithm  = "dpop_bad_alg"      // alg not on the allow-list
-	ReasonProofKey        = "dpop_bad_jwk"      // jwk missing, private or symmetric
+	ReasonProofMissing    = "dpop_missing"   // DPoP scheme without exactly one DPoP header
+	ReasonProofMalformed  = "dpop_malformed" // not a compact JWS, or claims that do not decode
+	ReasonProofType       = "dpop_bad_typ"   // typ is not dpop+jwt
+	ReasonProofAlgorithm  = "dpop_bad_alg"   // alg not on the allow-list
+	ReasonProofKey        = "dpop_bad_jwk"   // jwk missing, private or symmetric
 	ReasonProofSignature  = "dpop_bad_signature"
 	ReasonProofMethod     = "dpop_wrong_htm"
 	ReasonProofURL        = "dpop_wrong_htu"
