@@ -323,7 +323,7 @@ func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Pr
 	if c.Subject == "" {
 		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token has no sub claim")}
 	}
-	p := domain.NewPrincipal(c.Subject, c.scopes())
+	p := domain.NewPrincipal(c.Subject, c.scopes()).BoundTo(c.Confirmation.JKT)
 	return p, verdict{principal: p, exp: tok.Expiry, nbf: c.notBefore(), kid: call.kid, key: call.key}, nil
 }
 
@@ -386,6 +386,11 @@ type claims struct {
 	NotBefore   *json.Number    `json:"nbf"`
 	Scope       string          `json:"scope"`
 	Permissions []string        `json:"permissions"`
+	// Confirmation binds a DPoP token to its key (RFC 9449 §6.1). It is
+	// part of the principal, so of the cached verdict too.
+	Confirmation struct {
+		JKT string `json:"jkt"`
+	} `json:"cnf"`
 }
 
 // scopes joins the space-separated scope claim and Auth0's permissions
