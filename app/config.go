@@ -29,7 +29,8 @@ const (
 // definition: `flag` and `env` name it on the command line and in the
 // environment, `usage` explains it in --help, `validate` checks it, and
 // `for` marks a setting only some roles use ("upstream": the roles that
-// call another; "store": the role that reads the store). main derives the
+// call another; "store": the role that reads the store; "edge": the role
+// the ingress calls). main derives the
 // command-line flags from these tags, and every problem names the flag.
 type Config struct {
 	Role        string `flag:"role" env:"ROLE" usage:"role to serve: a (gateway), c (middle hop) or b (reads MySQL)" validate:"required,role"`
@@ -40,6 +41,11 @@ type Config struct {
 	OIDCAudience   string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the Auth0 API identifier tokens must be issued for" validate:"required"`
 	RequiredScope  string `flag:"required-scope" env:"REQUIRED_SCOPE" usage:"scope or permission every token must grant, e.g. read:products" validate:"omitempty,excludesall= "`
 	TokenCacheSize int    `flag:"token-cache-size" env:"TOKEN_CACHE_SIZE" usage:"verified tokens remembered, so a token is checked in full once per hop; 0 turns the cache off" validate:"gte=0,lte=1000000"`
+
+	DPoP       string        `flag:"dpop" env:"DPOP" for:"edge" usage:"DPoP (RFC 9449): off, allowed (a cnf-bound token needs its proof; others may come as Bearer) or required" validate:"oneof=off allowed required"`
+	PublicURL  string        `flag:"public-url" env:"PUBLIC_URL" for:"edge" usage:"the edge's URL as clients reach it, which DPoP proofs name (default: each request's own scheme and Host)" validate:"omitempty,no_userinfo,http_url"`
+	DPoPMaxAge time.Duration `flag:"dpop-max-age" env:"DPOP_MAX_AGE" for:"edge" usage:"how old a DPoP proof may be" validate:"gt=0,lte=10m"`
+	DPoPNonce  string        `flag:"dpop-nonce" env:"DPOP_NONCE" for:"edge" usage:"secret (32+ bytes) the edge's replicas share; set, every DPoP proof must carry a current server nonce" validate:"omitempty,secret"`
 
 	Upstream        string        `flag:"upstream" env:"UPSTREAM_URL" for:"upstream" usage:"next hop's base URL" validate:"omitempty,no_userinfo,http_url"`
 	UpstreamTimeout time.Duration `flag:"upstream-timeout" env:"UPSTREAM_TIMEOUT" for:"upstream" usage:"budget for one call to the next hop" validate:"gte=0,lte=10m"`
@@ -93,6 +99,8 @@ func Defaults() Config {
 		Listen:          DefaultListenAddr,
 		AdminListen:     DefaultAdminListenAddr,
 		TokenCacheSize:  10_000,
+		DPoP:            "allowed",
+		DPoPMaxAge:      time.Minute,
 		UpstreamConns:   64,
 		MySQLMaxOpen:    20,
 		MySQLMaxIdle:    20, // as many as open: a burst must not close and reopen connections
@@ -207,12 +215,11 @@ func (c *Config) validate(deps Deps) (warnings []string, err error) {
 // unusedSettings clears the settings of other roles (`for` tags).
 func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
 	h := c.hop()
-	uses := map[string]bool{"upstream": !h.ReadsStore(), "store": h.ReadsStore()}
 	v, def := reflect.ValueOf(c).Elem(), reflect.ValueOf(Defaults())
 	for _, name := range slices.Sorted(maps.Keys(configFlags)) {
 		f := configFlags[name]
 		group := f.Tag.Get("for")
-		if group == "" || uses[group] {
+		if group == "" || groupUses(h, group) {
 			continue
 		}
 		field := v.FieldByIndex(f.Index)
@@ -230,11 +237,16 @@ func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
 	return problems, warnings
 }
 
+// groupUses reports whether hop h uses the settings of a `for` group.
+func groupUses(h domain.Hop, group string) bool {
+	return map[string]bool{"upstream": !h.ReadsStore(), "store": h.ReadsStore(), "edge": h.IsEdge()}[group]
+}
+
 // rolesUsing names the roles a `for` group applies to, from the chain.
 func rolesUsing(group string) string {
 	var roles []string
 	for _, h := range domain.Chain() {
-		if (group == "store") == h.ReadsStore() {
+		if groupUses(h, group) {
 			roles = append(roles, string(h.Role))
 		}
 	}
@@ -297,6 +309,9 @@ func (c Config) crossFieldProblems(deps Deps) []Problem {
 	if c.PeerAuth == PeerAuthMTLS && deps.Identity == nil {
 		problems = append(problems, c.mtlsIdentityProblems()...)
 	}
+	if c.DPoPNonce != "" && c.DPoP == "off" {
+		problems = append(problems, Problem{"dpop-nonce", "needs --dpop allowed or required"})
+	}
 	if c.PeerAuth == PeerAuthMTLS && c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
 		problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
 	}
@@ -329,6 +344,7 @@ func newValidator() *validator.Validate {
 			return err == nil
 		},
 		"log_level": func(s string) bool { return parseLevel(s) == nil },
+		"secret":    func(s string) bool { return len(s) >= 32 },
 		// The SDK would read a bad OTEL_TRACES_SAMPLER_ARG as 1 and only
 		// log it: refuse it here instead.
 		"ratio":    func(s string) bool { r, err := strconv.ParseFloat(s, 64); return err == nil && r >= 0 && r <= 1 },
@@ -398,6 +414,7 @@ var tagSentences = map[string]func(value string, fe validator.FieldError) string
 	"trust_domain":      valueIs("%s is not a trust domain name"),
 	"dns_rfc1035_label": valueIs("%s is not a Kubernetes name (a DNS label)"),
 	"log_level":         valueIs("%s is not one of: debug, info, warn, error"),
+	"secret":            fixed("must be at least 32 bytes: a random secret shared by the edge's replicas (never shown)"),
 	"ratio":             valueIs("%s is not a ratio from 0 to 1"),
 	"oneof": func(value string, fe validator.FieldError) string {
 		return fmt.Sprintf("%s is not one of: %s", value, strings.ReplaceAll(fe.Param(), " ", ", "))

@@ -309,3 +309,10 @@ func truncate(s string) string {
 	}
 	return s
 }
+
+// VerifyProof is Verify for the HTTP server, which needs only the key's
+// thumbprint.
+func (v *Verifier) VerifyProof(proof, method, htu, accessToken string, now time.Time) (string, error) {
+	p, err := v.Verify(proof, method, htu, accessToken, now)
+	return p.JKT, err
+}
