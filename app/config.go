@@ -15,6 +15,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
 )
 
@@ -42,10 +43,15 @@ type Config struct {
 	RequiredScope  string `flag:"required-scope" env:"REQUIRED_SCOPE" usage:"scope or permission every token must grant, e.g. read:products" validate:"omitempty,excludesall= "`
 	TokenCacheSize int    `flag:"token-cache-size" env:"TOKEN_CACHE_SIZE" usage:"verified tokens remembered, so a token is checked in full once per hop; 0 turns the cache off" validate:"gte=0,lte=1000000"`
 
-	DPoP       string        `flag:"dpop" env:"DPOP" for:"edge" usage:"DPoP (RFC 9449): off, allowed (a cnf-bound token needs its proof; others may come as Bearer) or required" validate:"oneof=off allowed required"`
-	PublicURL  string        `flag:"public-url" env:"PUBLIC_URL" for:"edge" usage:"the edge's URL as clients reach it, which DPoP proofs name (default: each request's own scheme and Host)" validate:"omitempty,no_userinfo,http_url"`
-	DPoPMaxAge time.Duration `flag:"dpop-max-age" env:"DPOP_MAX_AGE" for:"edge" usage:"how old a DPoP proof may be" validate:"gt=0,lte=10m"`
-	DPoPNonce  string        `flag:"dpop-nonce" env:"DPOP_NONCE" for:"edge" usage:"secret (32+ bytes) the edge's replicas share; set, every DPoP proof must carry a current server nonce" validate:"omitempty,secret"`
+	ScopeClaims  []string      `flag:"scope-claims" env:"SCOPE_CLAIMS" usage:"claims that carry granted scopes, each a space-delimited string or an array of strings" validate:"min=1,dive,required"`
+	RequireATJWT bool          `flag:"require-at-jwt" env:"REQUIRE_AT_JWT" usage:"refuse tokens whose typ is not at+jwt (RFC 9068)"`
+	ClockSkew    time.Duration `flag:"clock-skew" env:"CLOCK_SKEW" usage:"leeway on a token's exp and nbf, the same for both" validate:"gte=0,lte=5m"`
+	SigningAlgs  []string      `flag:"signing-algs" env:"SIGNING_ALGS" usage:"algorithms tokens may be signed with: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA" validate:"min=1,dive,oneof=RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+	JWKSRefresh  time.Duration `flag:"jwks-refresh" env:"JWKS_REFRESH" usage:"how often the issuer's keys are refetched, so a removed key stops being trusted" validate:"gte=10s,lte=24h"`
+	DPoP         string        `flag:"dpop" env:"DPOP" for:"edge" usage:"DPoP (RFC 9449): off, allowed (a cnf-bound token needs its proof; others may come as Bearer) or required" validate:"oneof=off allowed required"`
+	PublicURL    string        `flag:"public-url" env:"PUBLIC_URL" for:"edge" usage:"the edge's URL as clients reach it, which DPoP proofs name (default: each request's own scheme and Host)" validate:"omitempty,no_userinfo,http_url"`
+	DPoPMaxAge   time.Duration `flag:"dpop-max-age" env:"DPOP_MAX_AGE" for:"edge" usage:"how old a DPoP proof may be" validate:"gt=0,lte=10m"`
+	DPoPNonce    string        `flag:"dpop-nonce" env:"DPOP_NONCE" for:"edge" usage:"secret (32+ bytes) the edge's replicas share; set, every DPoP proof must carry a current server nonce" validate:"omitempty,secret"`
 
 	Upstream        string        `flag:"upstream" env:"UPSTREAM_URL" for:"upstream" usage:"next hop's base URL" validate:"omitempty,no_userinfo,http_url"`
 	UpstreamTimeout time.Duration `flag:"upstream-timeout" env:"UPSTREAM_TIMEOUT" for:"upstream" usage:"budget for one call to the next hop" validate:"gte=0,lte=10m"`
@@ -99,6 +105,9 @@ func Defaults() Config {
 		Listen:          DefaultListenAddr,
 		AdminListen:     DefaultAdminListenAddr,
 		TokenCacheSize:  10_000,
+		ScopeClaims:     oidc.DefaultScopeClaims(),
+		SigningAlgs:     []string{"RS256"},
+		JWKSRefresh:     10 * time.Minute,
 		DPoP:            "allowed",
 		DPoPMaxAge:      time.Minute,
 		UpstreamConns:   64,
