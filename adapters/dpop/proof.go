@@ -1,7 +1,3 @@
-// Package dpop makes and checks DPoP proofs (RFC 9449): short JWTs, signed
-// with a key the client holds, that bind one HTTP request (method, URL,
-// access token) to that key, so that a copied access token is worth
-// nothing without it.
 package dpop
 
 import (
@@ -11,7 +7,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -27,9 +22,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 )
-
-// ProofType is the JOSE "typ" of a DPoP proof (RFC 9449 §4.2).
-const ProofType = "dpop+jwt"
 
 // jtiBytes is the entropy of a proof's jti: 128 bits, above the 96 the
 // RFC asks for (§11.1), so two clients never collide by chance.
@@ -90,7 +82,7 @@ func NewProof(key crypto.Signer, method, target, accessToken, nonce string, now 
 		Nonce: nonce,
 	}
 	if accessToken != "" {
-		claims.ATH = TokenHash(accessToken)
+		claims.ATH = AccessTokenHash(accessToken)
 	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
@@ -138,13 +130,6 @@ func HTU(target string) (string, error) {
 	}
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	return u.String(), nil
-}
-
-// TokenHash is a proof's ath for an access token: the base64url SHA-256
-// of its ASCII form (RFC 9449 §4.2).
-func TokenHash(accessToken string) string {
-	sum := sha256.Sum256([]byte(accessToken))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // Thumbprint is the RFC 7638 SHA-256 thumbprint of a public key, over its

@@ -209,7 +209,7 @@ func TestAlgorithm(t *testing.T) {
 
 // The examples of RFC 9449 (§4.1, §7.1), and RFC 7638's own thumbprint.
 func TestRFCExamples(t *testing.T) {
-	if got, want := dpop.TokenHash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"; got != want {
+	if got, want := dpop.AccessTokenHash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"), "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"; got != want {
 		t.Errorf("ath = %s, want %s (RFC 9449 §7.1)", got, want)
 	}
 	raw := func(s string) []byte {
@@ -342,4 +342,26 @@ func p384Public(tb testing.TB) crypto.PublicKey {
 		tb.Fatal(err)
 	}
 	return k.Public()
+}
+
+// A proof NewProof makes passes the Verifier, and names the key's
+// thumbprint: the two halves agree on the wire format.
+func TestNewProofPassesVerify(t *testing.T) {
+	v, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t)
+	now := time.Now()
+	for _, token := range []string{"", "tok.en"} {
+		proof, err := dpop.NewProof(key, "POST", "https://a.example/oauth/token?x=1", token, "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.Verify(proof, "POST", "https://a.example/oauth/token", token, now)
+		want, _ := dpop.Thumbprint(key.Public())
+		if err != nil || got.JKT != want {
+			t.Errorf("Verify(token %q) = %+v, %v; want jkt %s", token, got, err, want)
+		}
+	}
 }
