@@ -2,8 +2,9 @@
 // serves discovery and a JWKS, issues RS256 access tokens with Auth0's
 // claims to a machine client (client credentials), and logs configured users
 // in through the authorization-code flow with PKCE and the device
-// authorization grant. The demo command and the tests use it so that tokens
-// are real and verified end to end.
+// authorization grant. A token request with a DPoP proof gets a token bound
+// to the proof's key (RFC 9449 §5). The demo command and the tests use it so
+// that tokens are real and verified end to end.
 package issuer
 
 import (
@@ -64,6 +65,11 @@ type Config struct {
 	// Now is the clock for token times and for the expiry of codes.
 	// Default time.Now.
 	Now func() time.Time
+	// DPoP, when its Check is set, binds the tokens of every grant to the
+	// key of a DPoP proof sent with the token request (RFC 9449 §5).
+	// Without it a DPoP header is ignored, as by a server that does not
+	// know DPoP.
+	DPoP DPoP
 }
 
 func (c Config) validate() error {
@@ -84,6 +90,9 @@ func (c Config) validate() error {
 	}
 	if c.DeviceInterval < 0 || c.DeviceInterval%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("device interval %v must be a non-negative whole number of seconds", c.DeviceInterval))
+	}
+	if (c.DPoP.Check == nil) != (len(c.DPoP.Algorithms) == 0) {
+		errs = append(errs, errors.New("DPoP needs both a proof checker and its algorithms"))
 	}
 	errs = append(errs, validateUsers(c.Users)...)
 	errs = append(errs, validatePublicClients(c.PublicClients, c.ClientID)...)
@@ -235,7 +244,7 @@ func (iss *Issuer) Mint(claims map[string]any) (string, error) {
 
 func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	base := iss.cfg.URL
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc := map[string]any{
 		"issuer":                                iss.Issuer(),
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/oauth/token",
@@ -251,7 +260,11 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                      iss.scopesSupported(),
 		"claims_supported":                      []string{"aud", "exp", "iat", "iss", "sub", "name", "nickname", "nonce", "azp"},
-	})
+	}
+	if iss.cfg.DPoP.Check != nil {
+		doc["dpop_signing_alg_values_supported"] = iss.cfg.DPoP.Algorithms
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (iss *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -278,6 +291,8 @@ type tokenRequest struct {
 	CodeVerifier string `json:"code_verifier"`
 	RedirectURI  string `json:"redirect_uri"`
 	DeviceCode   string `json:"device_code"`
+
+	jkt string // the thumbprint of the DPoP key to bind the token to, or ""
 }
 
 type tokenResponse struct {
@@ -293,6 +308,10 @@ func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	req, err := readTokenRequest(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	var ok bool
+	if req.jkt, ok = iss.proofKey(w, r); !ok {
 		return
 	}
 	switch req.GrantType {
@@ -322,6 +341,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 		return
 	}
 	claims := iss.DefaultClaims(req.ClientID + "@clients")
+	tokenType := bind(claims, req.jkt)
 	token, err := iss.Mint(claims)
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
@@ -329,7 +349,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: token,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
 		Scope:       claims["scope"].(string),
 	})
