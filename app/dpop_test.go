@@ -161,7 +161,7 @@ func TestDPoPAtA(t *testing.T) {
 			}
 			want := []string{`DPoP error="` + tc.code + `", ` + algs, "Bearer"}
 			if tc.call.scheme == "Bearer" {
-				want = []string{"DPoP " + algs, `Bearer error="invalid_token"`}
+				want = []string{`Bearer error="invalid_token"`, "DPoP " + algs}
 			}
 			if got := h.Values("Www-Authenticate"); !slices.Equal(got, want) {
 				t.Errorf("challenges %q, want %q", got, want)
