@@ -240,3 +240,25 @@ func LoadOrCreateKey(path string) (key *ecdsa.PrivateKey, created bool, err erro
 	key, err = LoadKey(path)
 	return key, false, err
 }
+
+// Prover is a client's key, making the proofs of its token requests.
+type Prover struct {
+	key crypto.Signer
+	now func() time.Time
+}
+
+// NewProver returns a prover for key.
+func NewProver(key crypto.Signer) *Prover { return &Prover{key: key, now: time.Now} }
+
+// Algorithm is the JWS algorithm of the prover's proofs, or "" when the
+// key is not one proofs can be signed with.
+func (p *Prover) Algorithm() string {
+	alg, _ := Algorithm(p.key.Public())
+	return string(alg)
+}
+
+// Proof returns a fresh proof, with no access token, for a request with
+// method to target: what a token endpoint takes (RFC 9449 §5).
+func (p *Prover) Proof(method, target, nonce string) (string, error) {
+	return NewProof(p.key, method, target, "", nonce, p.now())
+}
