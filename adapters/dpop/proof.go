@@ -257,8 +257,9 @@ func (p *Prover) Algorithm() string {
 	return string(alg)
 }
 
-// Proof returns a fresh proof, with no access token, for a request with
-// method to target: what a token endpoint takes (RFC 9449 §5).
-func (p *Prover) Proof(method, target, nonce string) (string, error) {
-	return NewProof(p.key, method, target, "", nonce, p.now())
+// Proof returns a fresh proof for a request with method to target,
+// bound to accessToken and carrying the server's nonce when they are not
+// "".
+func (p *Prover) Proof(method, target, accessToken, nonce string) (string, error) {
+	return NewProof(p.key, method, target, accessToken, nonce, p.now())
 }
