@@ -15,6 +15,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
 )
 
@@ -40,6 +41,12 @@ type Config struct {
 	OIDCAudience   string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the Auth0 API identifier tokens must be issued for" validate:"required"`
 	RequiredScope  string `flag:"required-scope" env:"REQUIRED_SCOPE" usage:"scope or permission every token must grant, e.g. read:products" validate:"omitempty,excludesall= "`
 	TokenCacheSize int    `flag:"token-cache-size" env:"TOKEN_CACHE_SIZE" usage:"verified tokens remembered, so a token is checked in full once per hop; 0 turns the cache off" validate:"gte=0,lte=1000000"`
+
+	ScopeClaims  []string      `flag:"scope-claims" env:"SCOPE_CLAIMS" usage:"claims that carry granted scopes, each a space-delimited string or an array of strings" validate:"min=1,dive,required"`
+	RequireATJWT bool          `flag:"require-at-jwt" env:"REQUIRE_AT_JWT" usage:"refuse tokens whose typ is not at+jwt (RFC 9068)"`
+	ClockSkew    time.Duration `flag:"clock-skew" env:"CLOCK_SKEW" usage:"leeway on a token's exp and nbf, the same for both" validate:"gte=0,lte=5m"`
+	SigningAlgs  []string      `flag:"signing-algs" env:"SIGNING_ALGS" usage:"algorithms tokens may be signed with: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA" validate:"min=1,dive,oneof=RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
+	JWKSRefresh  time.Duration `flag:"jwks-refresh" env:"JWKS_REFRESH" usage:"how often the issuer's keys are refetched, so a removed key stops being trusted" validate:"gte=10s,lte=24h"`
 
 	Upstream        string        `flag:"upstream" env:"UPSTREAM_URL" for:"upstream" usage:"next hop's base URL" validate:"omitempty,no_userinfo,http_url"`
 	UpstreamTimeout time.Duration `flag:"upstream-timeout" env:"UPSTREAM_TIMEOUT" for:"upstream" usage:"budget for one call to the next hop" validate:"gte=0,lte=10m"`
@@ -93,6 +100,9 @@ func Defaults() Config {
 		Listen:          DefaultListenAddr,
 		AdminListen:     DefaultAdminListenAddr,
 		TokenCacheSize:  10_000,
+		ScopeClaims:     oidc.DefaultScopeClaims(),
+		SigningAlgs:     []string{"RS256"},
+		JWKSRefresh:     10 * time.Minute,
 		UpstreamConns:   64,
 		MySQLMaxOpen:    20,
 		MySQLMaxIdle:    20, // as many as open: a burst must not close and reopen connections

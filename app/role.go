@@ -229,11 +229,17 @@ func (s *Service) newVerifier(cfg Config, tel telemetryParts) (*oidc.Verifier, e
 		Cache:     oidc.CacheHooks{Hit: hit, Miss: miss, Evict: evict},
 		Logger:    s.log,
 		OnRefresh: tel.metrics.JWKSRefresh,
+
+		ScopeClaims: cfg.ScopeClaims, RequireATJWT: cfg.RequireATJWT, ClockSkew: cfg.ClockSkew,
+		SigningAlgs: cfg.SigningAlgs, RefreshInterval: cfg.JWKSRefresh,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("set up token verifier: %w", err)
 	}
 	tel.metrics.TokenCacheSize(verifier.CacheLen)
+	if cfg.RequiredScope == "" {
+		s.log.Warn("NO SCOPE IS REQUIRED: any token issued for the audience can call this service; set --required-scope outside development")
+	}
 	s.deps = append(s.deps, &dependency{
 		name:    "oidc",
 		connect: verifier.Start,

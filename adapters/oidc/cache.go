@@ -1,7 +1,6 @@
 package oidc
 
 import (
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"runtime"
@@ -27,7 +26,8 @@ type CacheHooks struct {
 //   - the key is the SHA-256 of the raw token; the token itself is never kept;
 //   - an entry is what the full check produced (the principal), with the
 //     token's exp and nbf and the exact key that verified its signature;
-//   - a hit counts only while now < exp, with no leeway, and nbf still holds;
+//   - a hit counts only while exp and nbf hold under the same rule and
+//     clock skew as the full check (timesHold);
 //   - the key must still be the one published under its kid: a key gone
 //     from the JWKS after a refresh takes every verdict it signed with it;
 //   - the caller applies the scope requirement after the lookup, as on a
@@ -44,6 +44,7 @@ type CacheHooks struct {
 type tokenCache struct {
 	shards []cacheShard
 	mask   uint64 // len(shards)-1; the count is a power of two
+	skew   time.Duration
 	hooks  CacheHooks
 }
 
@@ -58,7 +59,7 @@ type verdict struct {
 	principal domain.Principal
 	exp, nbf  time.Time // nbf is zero when the token has none
 	kid       string
-	key       *rsa.PublicKey
+	key       *publicKey
 }
 
 // maxShards bounds the lock striping: enough that a busy many-core node's
@@ -66,7 +67,7 @@ type verdict struct {
 // something.
 const maxShards = 64
 
-func newTokenCache(size int, hooks CacheHooks) *tokenCache {
+func newTokenCache(size int, skew time.Duration, hooks CacheHooks) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
@@ -74,7 +75,7 @@ func newTokenCache(size int, hooks CacheHooks) *tokenCache {
 	for n < 4*runtime.GOMAXPROCS(0) && n < maxShards && 2*n <= size {
 		n *= 2
 	}
-	tc := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), hooks: hooks}
+	tc := &tokenCache{shards: make([]cacheShard, n), mask: uint64(n - 1), skew: skew, hooks: hooks}
 	for i := range tc.shards {
 		// Exactly size in all: the first size%n shards take one more.
 		capacity := size / n
@@ -103,7 +104,7 @@ func (tc *tokenCache) get(key [sha256.Size]byte, now time.Time, keys *keySet) (d
 	sh := tc.shard(key)
 	sh.mu.Lock()
 	v, ok := sh.lru.Get(key)
-	if ok && (!now.Before(v.exp) || now.Add(nbfLeeway).Before(v.nbf) || keys.current(v.kid) != v.key) {
+	if ok && (timesHold(now, v.exp, v.nbf, tc.skew) != "" || keys.current(v.kid) != v.key) {
 		// Stale: the full check decides, and names the reason.
 		sh.lru.Remove(key)
 		ok = false

@@ -18,7 +18,7 @@ func TestCacheSizeStaysBounded(t *testing.T) {
 	}
 	const size, tokens = 1000, 1_000_000
 	var evicted atomic.Int64
-	tc := newTokenCache(size, CacheHooks{Evict: func() { evicted.Add(1) }})
+	tc := newTokenCache(size, 0, CacheHooks{Evict: func() { evicted.Add(1) }})
 	v := verdict{principal: domain.NewPrincipal("auth0|u", nil), exp: time.Now().Add(time.Hour)}
 	for i := range tokens {
 		tc.put(tokenKey(strconv.Itoa(i)), v)
@@ -35,7 +35,7 @@ func TestCacheSizeStaysBounded(t *testing.T) {
 }
 
 func TestNoCacheWhenSizeIsZero(t *testing.T) {
-	if newTokenCache(0, CacheHooks{}) != nil {
+	if newTokenCache(0, 0, CacheHooks{}) != nil {
 		t.Fatal("a cache of size 0 exists")
 	}
 }

@@ -3,13 +3,15 @@ package oidc
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,13 +46,14 @@ type keySet struct {
 	timeout     time.Duration
 	maxBytes    int64
 	minInterval time.Duration
+	algs        []jose.SignatureAlgorithm // the algorithms a token may be signed with
 	now         func() time.Time
 	onRefresh   func(string)
 	// base bounds every fetch's lifetime, so a fetch outlives the caller
 	// that triggered it but not the verifier.
 	base context.Context
 
-	keys  atomic.Pointer[map[string]*rsa.PublicKey] // by kid; replaced whole on each fetch
+	keys  atomic.Pointer[map[string]*publicKey] // by kid; replaced whole on each fetch
 	fetch singleflight.Group
 
 	mu       sync.Mutex
@@ -58,10 +61,42 @@ type keySet struct {
 	lastAt   time.Time // start of the latest fetch, for the rate bound
 }
 
+// publicKey is one trusted key of the JWKS: *rsa.PublicKey,
+// *ecdsa.PublicKey or ed25519.PublicKey, with the alg its JWK names.
+type publicKey struct {
+	key crypto.PublicKey
+	alg jose.SignatureAlgorithm // "" when the JWK names none
+}
+
+// fits says whether a signature made with alg may be checked against k:
+// the key's type (and an EC key's curve) allows alg, and so does the JWK's
+// alg when it names one. HMAC and none fit no key.
+func (k *publicKey) fits(alg jose.SignatureAlgorithm) bool {
+	if k.alg != "" && k.alg != alg {
+		return false
+	}
+	switch key := k.key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(string(alg), "RS") || strings.HasPrefix(string(alg), "PS")
+	case *ecdsa.PublicKey:
+		return ecAlgs[key.Curve] == alg
+	case ed25519.PublicKey:
+		return alg == jose.EdDSA
+	}
+	return false
+}
+
+// ecAlgs is the one algorithm each named curve signs with (RFC 7518 3.4).
+var ecAlgs = map[elliptic.Curve]jose.SignatureAlgorithm{
+	elliptic.P256(): jose.ES256,
+	elliptic.P384(): jose.ES384,
+	elliptic.P521(): jose.ES512,
+}
+
 // current returns the trusted key for kid without any I/O. Keys that did
 // not change across refreshes keep their identity, so a cached verdict can
 // check that the key which signed it is still published.
-func (k *keySet) current(kid string) *rsa.PublicKey {
+func (k *keySet) current(kid string) *publicKey {
 	if m := k.keys.Load(); m != nil {
 		return (*m)[kid]
 	}
@@ -69,66 +104,38 @@ func (k *keySet) current(kid string) *rsa.PublicKey {
 }
 
 // VerifySignature implements oidc.KeySet. go-oidc has already parsed raw
-// with go-jose and enforced RS256 and a single signature; it keeps that
-// parse to itself, so rather than parse the token a second time this checks
-// the RS256 signature over the compact form's signing input directly, and
-// reads only the header's kid. Anything that is not plain compact
-// serialization fails here and is refused.
+// with go-jose and enforced the allowed algorithms and a single signature,
+// but keeps that parse to itself, so go-jose parses it again here (a few
+// microseconds) and checks the signature with the key the header's kid
+// names, if that key may sign with the header's alg. Verify has already
+// refused every token that is not canonical compact serialization.
 func (k *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
 	call := callFrom(ctx)
-	header, rest, ok := strings.Cut(raw, ".")
-	payload, sig, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 || strings.Contains(sig, ".") {
-		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token is not compact serialization")})
+	jws, err := jose.ParseSignedCompact(raw, k.algs)
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token is not a compact JWS with one signature")})
 	}
-	kid, err := headerKID(header)
-	if err != nil {
-		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: err})
-	}
-	key, refusal := k.key(ctx, kid)
+	header := jws.Signatures[0].Header
+	key, refusal := k.key(ctx, header.KeyID)
 	if refusal != nil {
 		return nil, call.fail(refusal)
 	}
-	signature, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("signature: %w", err)})
+	alg := jose.SignatureAlgorithm(header.Algorithm)
+	if !key.fits(alg) {
+		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonBadAlgorithm, Err: fmt.Errorf("key %q may not verify %s", header.KeyID, alg)})
 	}
-	h := sha256.New()
-	h.Write([]byte(raw[:len(header)+1+len(payload)]))
-	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, h.Sum(nil), signature); err != nil {
+	payload, err := jws.Verify(key.key)
+	if err != nil {
 		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonBadSignature, Err: err})
 	}
-	body, err := base64.RawURLEncoding.DecodeString(payload)
-	if err != nil {
-		return nil, call.fail(&domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("payload: %w", err)})
-	}
-	call.kid, call.key, call.payload = kid, key, body
-	return body, nil
-}
-
-// headerKID reads the kid of a JOSE header, insisting on RS256 again so
-// this check never rests on the caller's alone.
-func headerKID(segment string) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(segment)
-	if err != nil {
-		return "", fmt.Errorf("header: %w", err)
-	}
-	var h struct {
-		Alg string `json:"alg"`
-		Kid string `json:"kid"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return "", fmt.Errorf("header: %w", err)
-	}
-	if h.Alg != string(jose.RS256) {
-		return "", fmt.Errorf("header: alg %q is not RS256", h.Alg)
-	}
-	return h.Kid, nil
+	typ, _ := header.ExtraHeaders[jose.HeaderType].(string)
+	call.kid, call.key, call.typ, call.payload = header.KeyID, key, typ, payload
+	return payload, nil
 }
 
 // key returns the trusted key for kid, refetching the JWKS only for an
 // unseen kid and only if the rate bound allows it.
-func (k *keySet) key(ctx context.Context, kid string) (*rsa.PublicKey, *domain.TokenError) {
+func (k *keySet) key(ctx context.Context, kid string) (*publicKey, *domain.TokenError) {
 	if kid == "" {
 		// Auth0 always sets kid; without one there is nothing to look up,
 		// and trying every key would only make forgeries cheaper to test.
@@ -199,10 +206,10 @@ func wait(ctx context.Context, done <-chan singleflight.Result) error {
 // replace installs a fetched key set. Replace, never merge: a key the
 // issuer stopped publishing must stop being trusted. A key that is
 // published unchanged keeps its identity, so verdicts cached under it stay.
-func (k *keySet) replace(fetched map[string]*rsa.PublicKey) {
+func (k *keySet) replace(fetched map[string]*publicKey) {
 	if old := k.keys.Load(); old != nil {
 		for kid, key := range fetched {
-			if prev, ok := (*old)[kid]; ok && prev.Equal(key) {
+			if prev, ok := (*old)[kid]; ok && prev.alg == key.alg && sameKey(prev.key, key.key) {
 				fetched[kid] = prev
 			}
 		}
@@ -216,7 +223,13 @@ func (k *keySet) report(result string) {
 	}
 }
 
-func (k *keySet) fetchKeys() (map[string]*rsa.PublicKey, error) {
+// sameKey compares two public keys; every type trustedKeys keeps has Equal.
+func sameKey(a, b crypto.PublicKey) bool {
+	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && eq.Equal(b)
+}
+
+func (k *keySet) fetchKeys() (map[string]*publicKey, error) {
 	ctx, cancel := context.WithTimeout(k.base, k.timeout)
 	defer cancel()
 	var doc struct {
@@ -225,11 +238,11 @@ func (k *keySet) fetchKeys() (map[string]*rsa.PublicKey, error) {
 	if err := getJSON(ctx, k.client, k.jwksURL, k.maxBytes, &doc); err != nil {
 		return nil, fmt.Errorf("fetch JWKS: %w", err)
 	}
-	keys := trustedKeys(doc.Keys)
+	keys := trustedKeys(doc.Keys, k.algs)
 	if len(keys) == 0 {
 		// Keep the current keys rather than trust nothing: an issuer with no
 		// usable key is a broken response, not a revocation of everything.
-		return nil, fmt.Errorf("fetch JWKS: none of %d keys is a usable RS256 signing key", len(doc.Keys))
+		return nil, fmt.Errorf("fetch JWKS: none of %d keys is a usable signing key for %q", len(doc.Keys), k.algs)
 	}
 	return keys, nil
 }
@@ -256,39 +269,30 @@ func getJSON(ctx context.Context, client *http.Client, url string, maxBytes int6
 	return nil
 }
 
-// trustedKeys keeps only the keys an RS256 signature may be checked
-// against: RSA public keys of at least minRSABits with a kid, use "sig" or
-// absent, alg "RS256" or absent. Anything else is skipped, not fatal, as RFC
-// 7517 section 5 asks, so one odd key cannot take the whole set down.
-func trustedKeys(raw []json.RawMessage) map[string]*rsa.PublicKey {
-	keys := make(map[string]*rsa.PublicKey, len(raw))
+// trustedKeys keeps only the keys a signature in algs may be checked
+// against: RSA keys of at least minRSABits, EC keys on P-256, P-384 or
+// P-521 (go-jose checks the point is on the curve), Ed25519 keys; each with
+// a kid, use "sig" or absent, and an alg that is absent or one of algs
+// fitting the key. Anything else is skipped, not fatal, as RFC 7517 section
+// 5 asks, so one odd key cannot take the whole set down.
+func trustedKeys(raw []json.RawMessage, algs []jose.SignatureAlgorithm) map[string]*publicKey {
+	keys := make(map[string]*publicKey, len(raw))
 	for _, r := range raw {
-		var meta struct {
-			Kty string `json:"kty"`
-			Use string `json:"use"`
-			Alg string `json:"alg"`
-			Kid string `json:"kid"`
-		}
-		if err := json.Unmarshal(r, &meta); err != nil {
-			continue
-		}
-		if meta.Kty != "RSA" || meta.Kid == "" ||
-			(meta.Use != "" && meta.Use != "sig") ||
-			(meta.Alg != "" && meta.Alg != string(jose.RS256)) {
-			continue
-		}
 		var jwk jose.JSONWebKey
-		if err := jwk.UnmarshalJSON(r); err != nil {
+		if err := jwk.UnmarshalJSON(r); err != nil || jwk.KeyID == "" || (jwk.Use != "" && jwk.Use != "sig") {
 			continue
 		}
-		pub, ok := jwk.Key.(*rsa.PublicKey)
-		if !ok || pub.N.BitLen() < minRSABits {
+		if rsaKey, ok := jwk.Key.(*rsa.PublicKey); ok && rsaKey.N.BitLen() < minRSABits {
 			continue
 		}
-		if _, dup := keys[meta.Kid]; dup {
+		key := &publicKey{key: jwk.Key, alg: jose.SignatureAlgorithm(jwk.Algorithm)}
+		if !slices.ContainsFunc(algs, key.fits) {
+			continue // also drops private, symmetric and unknown keys: they fit nothing
+		}
+		if _, dup := keys[jwk.KeyID]; dup {
 			continue // first one wins; a kid must name one key
 		}
-		keys[meta.Kid] = pub
+		keys[jwk.KeyID] = key
 	}
 	return keys
 }

@@ -1,12 +1,12 @@
-// Package oidc verifies Auth0 RS256 access tokens with go-oidc, behind a JWKS
-// cache that bounds how often forged or unknown tokens can make it call the
-// issuer, and a cache of verified tokens that spares the full check for a
-// token seen before. It implements ports.TokenVerifier.
+// Package oidc verifies JWT access tokens of any standard issuer (Auth0,
+// Okta, Entra ID, Keycloak, Hydra, RFC 9068) with go-oidc and go-jose,
+// behind a JWKS cache that bounds how often forged or unknown tokens can
+// make it call the issuer, and a cache of verified tokens that spares the
+// full check for a token seen before. It implements ports.TokenVerifier.
 package oidc
 
 import (
 	"context"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/ports"
@@ -31,18 +32,23 @@ const (
 	defaultHTTPTimeout        = 5 * time.Second
 	defaultMaxResponseBytes   = 1 << 20
 	defaultRefreshInterval    = 10 * time.Minute
-	defaultMinRefreshInterval = 30 * time.Second
+	defaultMinRefreshInterval = 5 * time.Second
 
 	// maxTokenBytes refuses oversized tokens before any parsing. Auth0
 	// access tokens are around 1 KiB; 16 KiB leaves room for hundreds of
 	// permissions.
 	maxTokenBytes = 16 << 10
-
-	// nbfLeeway mirrors go-oidc, which accepts a token up to five minutes
-	// before its nbf to absorb clock skew. exp gets no leeway and iat is not
-	// checked at all.
-	nbfLeeway = 5 * time.Minute
 )
+
+// SigningAlgs are the algorithms Config.SigningAlgs may name: RSA
+// (PKCS#1 v1.5 and PSS), ECDSA on its named curve, and Ed25519. Never HMAC
+// or none: a verifier that knows only public keys must not accept them.
+var SigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// DefaultScopeClaims are the claims that carry granted scopes at the
+// common issuers: scope (RFC 9068, Auth0, Keycloak), scp (an array at Okta
+// and Hydra, a string at Entra ID) and permissions (Auth0 with RBAC).
+func DefaultScopeClaims() []string { return []string{"scope", "scp", "permissions"} }
 
 // Config configures a Verifier. Issuer and Audience are required.
 type Config struct {
@@ -62,8 +68,22 @@ type Config struct {
 	// issuer removed stop being trusted. Default 10m.
 	RefreshInterval time.Duration
 	// MinRefreshInterval is the least time between two fetches triggered by
-	// an unknown kid. Default 30s.
+	// an unknown kid: a key the issuer just published is found on its first
+	// use this long after the last fetch, and a flood of unknown kids makes
+	// at most one fetch per interval. Default 5s: 12 a minute.
 	MinRefreshInterval time.Duration
+	// SigningAlgs are the algorithms tokens may be signed with, from
+	// SigningAlgs. Default RS256.
+	SigningAlgs []string
+	// ScopeClaims name the claims that carry granted scopes, each a
+	// space-delimited string or an array of strings. Default
+	// DefaultScopeClaims.
+	ScopeClaims []string
+	// RequireATJWT refuses tokens whose typ header is not at+jwt (RFC 9068).
+	RequireATJWT bool
+	// ClockSkew is how far exp and nbf may be off, the same way for both:
+	// valid while exp+skew is after now and nbf-skew is not. Default 0.
+	ClockSkew time.Duration
 	// CacheSize bounds the verified-token cache; 0 turns it off.
 	CacheSize int
 	// Cache learns cache hits, misses and evictions.
@@ -88,8 +108,16 @@ func (c Config) validate() error {
 	if c.Audience == "" {
 		errs = append(errs, errors.New("audience is required"))
 	}
-	if c.HTTPTimeout < 0 || c.RefreshInterval < 0 || c.MinRefreshInterval < 0 {
+	if c.HTTPTimeout < 0 || c.RefreshInterval < 0 || c.MinRefreshInterval < 0 || c.ClockSkew < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
+	}
+	for _, alg := range c.SigningAlgs {
+		if !slices.Contains(SigningAlgs, alg) {
+			errs = append(errs, fmt.Errorf("signing algorithm %q is not one of %s", alg, strings.Join(SigningAlgs, ", ")))
+		}
+	}
+	if slices.Contains(c.ScopeClaims, "") {
+		errs = append(errs, errors.New("a scope claim name is empty"))
 	}
 	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
 		errs = append(errs, errors.New("sizes must not be negative"))
@@ -110,6 +138,12 @@ func (c Config) withDefaults() Config {
 	if c.MinRefreshInterval == 0 {
 		c.MinRefreshInterval = defaultMinRefreshInterval
 	}
+	if len(c.SigningAlgs) == 0 {
+		c.SigningAlgs = []string{oidc.RS256}
+	}
+	if len(c.ScopeClaims) == 0 {
+		c.ScopeClaims = DefaultScopeClaims()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -119,7 +153,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Verifier checks Auth0 access tokens. It refuses everything with
+// Verifier checks JWT access tokens. It refuses everything with
 // domain.ErrVerifierNotReady until Start has loaded the issuer's keys.
 type Verifier struct {
 	cfg    Config
@@ -143,7 +177,7 @@ func New(cfg Config) (*Verifier, error) {
 	return &Verifier{
 		cfg:    cfg,
 		client: newHTTPClient(cfg.HTTPClient, cfg.HTTPTimeout),
-		cache:  newTokenCache(cfg.CacheSize, cfg.Cache),
+		cache:  newTokenCache(cfg.CacheSize, cfg.ClockSkew, cfg.Cache),
 	}, nil
 }
 
@@ -165,6 +199,7 @@ func (v *Verifier) Start(ctx context.Context) error {
 		timeout:     v.cfg.HTTPTimeout,
 		maxBytes:    v.cfg.MaxResponseBytes,
 		minInterval: v.cfg.MinRefreshInterval,
+		algs:        joseAlgs(v.cfg.SigningAlgs),
 		now:         v.cfg.Now,
 		onRefresh:   v.cfg.OnRefresh,
 		base:        ctx,
@@ -174,10 +209,12 @@ func (v *Verifier) Start(ctx context.Context) error {
 	}
 	v.ready.Store(&loaded{
 		keys: keys,
+		// The times are ours to check (timesHold): go-oidc would add five
+		// minutes of leeway to nbf and read out-of-range numbers as wrapped.
 		verifier: oidc.NewVerifier(v.cfg.Issuer, keys, &oidc.Config{
 			ClientID:             v.cfg.Audience,
-			SupportedSigningAlgs: []string{oidc.RS256},
-			Now:                  v.cfg.Now,
+			SupportedSigningAlgs: v.cfg.SigningAlgs,
+			SkipExpiryCheck:      true,
 		}),
 	})
 	v.cfg.Logger.Info("oidc verifier ready", "issuer", v.cfg.Issuer, "jwks_uri", jwksURL)
@@ -264,12 +301,14 @@ func (v *Verifier) Ready(context.Context) error {
 	return nil
 }
 
-// Verify checks raw and returns the principal it speaks for: RS256 only, iss
-// exactly Issuer, aud containing Audience, exp required and strict, nbf
-// honoured with go-oidc's five minutes of skew, iat unchecked. A token that
-// passed all that before, under a key still published, is answered from
-// the cache. Every refusal is a *domain.TokenError; neither it nor anything
-// logged contains raw.
+// Verify checks raw and returns the principal it speaks for: canonical
+// compact serialization, an allowed algorithm under a published key that
+// fits it, iss exactly Issuer, aud containing Audience, typ at+jwt if
+// RequireATJWT, exp required, exp/nbf/iat JSON numbers within int64
+// seconds, exp and nbf held to ClockSkew. A token that passed all that
+// before, under a key still published, is answered from the cache. Every
+// refusal is a *domain.TokenError; neither it nor anything logged contains
+// raw.
 func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, error) {
 	l := v.ready.Load()
 	if l == nil {
@@ -277,6 +316,11 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 	}
 	if len(raw) > maxTokenBytes {
 		return refuse(domain.ReasonMalformed, fmt.Errorf("token is %d bytes, more than %d", len(raw), maxTokenBytes))
+	}
+	// Before the cache: a re-spelled token must not find, nor take, an
+	// entry of its own.
+	if err := canonical(raw); err != nil {
+		return refuse(domain.ReasonMalformed, err)
 	}
 	if v.cache == nil {
 		p, _, err := v.verify(ctx, l, raw)
@@ -294,13 +338,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 	return p, nil
 }
 
-// verify is the full check: go-oidc parses the token and checks iss, aud,
-// exp and nbf, the key set checks the signature, and the claims go-oidc
-// does not read (scope, permissions, nbf) are decoded once from the
-// verified payload.
+// verify is the full check: go-oidc parses the token and checks iss and
+// aud, the key set checks the signature through go-jose, and the claims are
+// decoded once, strictly, from the verified payload for the rest.
 func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Principal, verdict, error) {
 	call := &verifyCall{}
-	tok, oidcErr := l.verifier.Verify(withCall(ctx, call), raw)
+	_, oidcErr := l.verifier.Verify(withCall(ctx, call), raw)
 	if call.refusal != nil {
 		return domain.Principal{}, verdict{}, call.refusal
 	}
@@ -308,59 +351,74 @@ func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Pr
 		// go-oidc refused before asking for the signature: the token does
 		// not even parse as a JWS with an allowed algorithm.
 		reason := domain.ReasonMalformed
-		if alg := headerAlg(raw); alg != "" && alg != oidc.RS256 {
+		if alg := headerAlg(raw); alg != "" && !slices.Contains(v.cfg.SigningAlgs, alg) {
 			reason = domain.ReasonBadAlgorithm
 		}
 		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: reason, Err: oidcErr}
 	}
-	var c claims
-	if err := json.Unmarshal(call.payload, &c); err != nil {
+	c, err := parseClaims(call.payload, v.cfg.ScopeClaims)
+	if err != nil {
 		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("decode claims: %w", err)}
 	}
-	if refusal := v.classify(c, tok, oidcErr); refusal != nil {
+	if refusal := v.classify(c, call.typ, oidcErr); refusal != nil {
 		return domain.Principal{}, verdict{}, refusal
 	}
-	if c.Subject == "" {
-		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token has no sub claim")}
-	}
-	p := domain.NewPrincipal(c.Subject, c.scopes())
-	return p, verdict{principal: p, exp: tok.Expiry, nbf: c.notBefore(), kid: call.kid, key: call.key}, nil
+	p := domain.NewPrincipal(c.Subject, c.Scopes)
+	return p, verdict{principal: p, exp: c.Expiry.time(), nbf: c.NotBefore.time(), kid: call.kid, key: call.key}, nil
 }
 
-// classify names go-oidc's verdict on a correctly signed token. go-oidc
-// returns untyped errors except for expiry, so the reason is found by
-// checking the claims in go-oidc's own order. iss, aud and exp presence are
-// checked even when go-oidc accepts: they are our contract, go-oidc is lax
-// about iss for one issuer (Google), and it calls a missing exp "expired".
-// exp is also held to RFC 7519's "now before exp", where go-oidc lets the
-// very instant of exp pass.
-func (v *Verifier) classify(c claims, tok *oidc.IDToken, oidcErr error) *domain.TokenError {
-	var expired *oidc.TokenExpiredError
+// classify names what is wrong with a correctly signed token, or returns
+// nil. go-oidc returns untyped errors, so its checks are repeated here in
+// its order to name the reason; iss and aud are checked even when go-oidc
+// accepts, as they are our contract and go-oidc is lax about iss for one
+// issuer (Google). The times are ours alone (go-oidc skips them).
+func (v *Verifier) classify(c claims, typ string, oidcErr error) *domain.TokenError {
 	switch {
 	case c.Issuer != v.cfg.Issuer:
 		return &domain.TokenError{Reason: domain.ReasonWrongIssuer, Err: fmt.Errorf("iss is %q, want %q", c.Issuer, v.cfg.Issuer)}
 	case !slices.Contains(c.Audience, v.cfg.Audience):
 		return &domain.TokenError{Reason: domain.ReasonWrongAudience, Err: fmt.Errorf("aud %q does not contain %q", []string(c.Audience), v.cfg.Audience)}
-	case len(c.Expiry) == 0 || string(c.Expiry) == "null":
+	case c.Expiry == nil:
 		return &domain.TokenError{Reason: domain.ReasonMissingExpiry, Err: errors.New("token has no exp claim")}
-	case oidcErr == nil && !v.cfg.Now().Before(tok.Expiry):
-		return &domain.TokenError{Reason: domain.ReasonExpired, Err: fmt.Errorf("token expired at %s", tok.Expiry.UTC().Format(time.RFC3339))}
-	case oidcErr == nil:
-		return nil
-	case errors.As(oidcErr, &expired):
-		return &domain.TokenError{Reason: domain.ReasonExpired, Err: oidcErr}
-	case c.notBefore().After(v.cfg.Now().Add(nbfLeeway)):
-		return &domain.TokenError{Reason: domain.ReasonNotYetValid, Err: oidcErr}
-	default:
+	case oidcErr != nil:
 		return &domain.TokenError{Reason: domain.ReasonMalformed, Err: oidcErr}
+	case v.cfg.RequireATJWT && !isATJWT(typ):
+		return &domain.TokenError{Reason: domain.ReasonMalformed, Err: fmt.Errorf("typ %q is not at+jwt (RFC 9068)", typ)}
+	case c.Subject == "":
+		return &domain.TokenError{Reason: domain.ReasonMalformed, Err: errors.New("token has no sub claim")}
 	}
+	if reason := timesHold(v.cfg.Now(), c.Expiry.time(), c.NotBefore.time(), v.cfg.ClockSkew); reason != "" {
+		return &domain.TokenError{Reason: reason, Err: fmt.Errorf("exp %d, nbf %v, skew %s", *c.Expiry, c.NotBefore, v.cfg.ClockSkew)}
+	}
+	return nil
+}
+
+// timesHold is the one rule for exp and nbf, on a miss and on a cache hit:
+// the token is valid while now is before exp+skew (RFC 7519: at exp it has
+// expired) and not before nbf-skew. It returns the refusal reason, or "".
+// nbf is zero when the token has none.
+func timesHold(now, exp, nbf time.Time, skew time.Duration) string {
+	switch {
+	case !now.Before(exp.Add(skew)):
+		return domain.ReasonExpired
+	case now.Add(skew).Before(nbf):
+		return domain.ReasonNotYetValid
+	}
+	return ""
+}
+
+// isATJWT reads typ as RFC 7515 section 4.1.9 says: a media type, compared
+// case-insensitively, with "application/" optional.
+func isATJWT(typ string) bool {
+	typ = strings.ToLower(typ)
+	return typ == "at+jwt" || typ == "application/at+jwt"
 }
 
 // headerAlg reads the alg of a compact token's header, to name an
 // algorithm refusal; "" when the header does not parse.
 func headerAlg(raw string) string {
 	segment, _, _ := strings.Cut(raw, ".")
-	b, err := base64.RawURLEncoding.DecodeString(segment)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(segment)
 	if err != nil {
 		return ""
 	}
@@ -377,38 +435,12 @@ func refuse(reason string, cause error) (domain.Principal, error) {
 	return domain.Principal{}, &domain.TokenError{Reason: reason, Err: cause}
 }
 
-// claims are the parts of an Auth0 access token the verifier reads.
-type claims struct {
-	Issuer      string          `json:"iss"`
-	Subject     string          `json:"sub"`
-	Audience    audience        `json:"aud"`
-	Expiry      json.RawMessage `json:"exp"` // only presence is ours to check
-	NotBefore   *json.Number    `json:"nbf"`
-	Scope       string          `json:"scope"`
-	Permissions []string        `json:"permissions"`
-}
-
-// scopes joins the space-separated scope claim and Auth0's permissions
-// array (set when RBAC is on), without duplicates.
-func (c claims) scopes() []string {
-	var out []string
-	for _, s := range append(strings.Fields(c.Scope), c.Permissions...) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
+func joseAlgs(algs []string) []jose.SignatureAlgorithm {
+	out := make([]jose.SignatureAlgorithm, len(algs))
+	for i, a := range algs {
+		out[i] = jose.SignatureAlgorithm(a)
 	}
 	return out
-}
-
-func (c claims) notBefore() time.Time {
-	if c.NotBefore == nil {
-		return time.Time{}
-	}
-	f, err := c.NotBefore.Float64()
-	if err != nil {
-		return time.Time{}
-	}
-	return time.Unix(int64(f), 0)
 }
 
 // audience is aud as a list; RFC 7519 allows a single string too.
@@ -429,12 +461,13 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 }
 
 // verifyCall carries one Verify call through go-oidc to keySet and back:
-// the typed outcome go-oidc's string errors would lose, and the key that
-// verified the signature.
+// the typed outcome go-oidc's string errors would lose, and what the
+// signature check learnt.
 type verifyCall struct {
 	payload []byte             // set once the signature verified
 	kid     string             // the header's kid
-	key     *rsa.PublicKey     // the key that verified it
+	typ     string             // the header's typ
+	key     *publicKey         // the key that verified it
 	refusal *domain.TokenError // set when keySet refused the token
 }
 

@@ -86,7 +86,9 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
 			ti := newTestIssuer(t, useTLS)
-			v := startVerifier(t, testConfig(ti))
+			cfg := testConfig(ti)
+			cfg.ClockSkew = 2 * time.Minute
+			v := startVerifier(t, cfg)
 			tests := []struct {
 				name       string
 				edit       func(map[string]any)
@@ -104,8 +106,8 @@ func TestVerifyAcceptsValidTokens(t *testing.T) {
 				},
 				{"permissions only", func(c map[string]any) { delete(c, "scope") }, []string{"read:products"}},
 				{"no scopes", func(c map[string]any) { delete(c, "scope"); delete(c, "permissions") }, nil},
-				// go-oidc allows five minutes of skew on nbf.
-				{"nbf within skew", func(c map[string]any) { c["nbf"] = time.Now().Add(time.Minute).Unix() }, []string{"read:products"}},
+				{"nbf within the clock skew", func(c map[string]any) { c["nbf"] = time.Now().Add(time.Minute).Unix() }, []string{"read:products"}},
+				{"exp within the clock skew", func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }, []string{"read:products"}},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -160,9 +162,40 @@ func refusesBadTokens(t *testing.T, cacheSize int) {
 		{"expired", func(tb testing.TB) string {
 			return ti.mint(tb, func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })
 		}, domain.ReasonExpired},
-		{"nbf beyond skew", func(tb testing.TB) string {
-			return ti.mint(tb, func(c map[string]any) { c["nbf"] = now.Add(10 * time.Minute).Unix() })
+		// The clock skew is 0: go-oidc's own five minutes must not widen it.
+		{"nbf a minute ahead", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["nbf"] = now.Add(time.Minute).Unix() })
 		}, domain.ReasonNotYetValid},
+		{"nbf 1e300", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["nbf"] = 1e300 })
+		}, domain.ReasonMalformed},
+		{"nbf -1e300", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["nbf"] = -1e300 })
+		}, domain.ReasonMalformed},
+		{"exp 1e300", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["exp"] = 1e300 })
+		}, domain.ReasonMalformed},
+		{"exp as a string", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["exp"] = fmt.Sprint(now.Add(time.Hour).Unix()) })
+		}, domain.ReasonMalformed},
+		{"nbf as a string", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["nbf"] = fmt.Sprint(now.Add(-time.Hour).Unix()) })
+		}, domain.ReasonMalformed},
+		{"iat as a string", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["iat"] = fmt.Sprint(now.Unix()) })
+		}, domain.ReasonMalformed},
+		{"iat 2^63", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["iat"] = json.RawMessage("9223372036854775808") })
+		}, domain.ReasonMalformed},
+		{"exp an object", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["exp"] = map[string]int{"v": 1} })
+		}, domain.ReasonMalformed},
+		{"scope a number", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["scope"] = 7 })
+		}, domain.ReasonMalformed},
+		{"scp an array holding a number", func(tb testing.TB) string {
+			return ti.mint(tb, func(c map[string]any) { c["scp"] = []any{"read:products", 7} })
+		}, domain.ReasonMalformed},
 		{"wrong issuer", func(tb testing.TB) string {
 			return ti.mint(tb, func(c map[string]any) { c["iss"] = "https://evil.example/" })
 		}, domain.ReasonWrongIssuer},
