@@ -6,7 +6,6 @@
 package dpop
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -130,11 +129,10 @@ func (v *Verifier) Verify(proof, method, htu, accessToken string, now time.Time)
 	if err != nil {
 		return Proof{}, err
 	}
-	thumb, err := key.Thumbprint(crypto.SHA256)
+	jkt, err := Thumbprint(key.Key)
 	if err != nil {
 		return Proof{}, refuse(domain.ReasonProofKey, err)
 	}
-	jkt := base64.RawURLEncoding.EncodeToString(thumb)
 	// Last: a proof refused for anything else never takes a slot.
 	if err := v.replay.add(jkt, c.JTI, iat.Add(v.maxAge), now); err != nil {
 		return Proof{}, err
@@ -308,4 +306,11 @@ func truncate(s string) string {
 		return s[:128] + "…"
 	}
 	return s
+}
+
+// VerifyProof is Verify for the HTTP server, which needs only the key's
+// thumbprint.
+func (v *Verifier) VerifyProof(proof, method, htu, accessToken string, now time.Time) (string, error) {
+	p, err := v.Verify(proof, method, htu, accessToken, now)
+	return p.JKT, err
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/domain"
+	"github.com/trustchain/trustchain/internal/testkit/dpoptest"
 )
 
 const (
@@ -30,15 +31,15 @@ func newVerifier(tb testing.TB, cfg dpop.Config) *dpop.Verifier {
 }
 
 func TestVerifyAcceptsAGoodProof(t *testing.T) {
-	key := testKey(t)
+	key := dpoptest.NewKey(t)
 	v := newVerifier(t, dpop.Config{})
-	proof := goodSpec(t, key, "GET", testURL, testToken, testNow).make(t)
+	proof := dpoptest.Good(t, key, "GET", testURL, testToken, testNow).Make(t)
 	p, err := v.Verify(proof, "GET", testURL, testToken, testNow)
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if p.JKT != thumbprint(t, key) {
-		t.Errorf("JKT = %q, want %q", p.JKT, thumbprint(t, key))
+	if p.JKT != dpoptest.Thumbprint(t, key) {
+		t.Errorf("JKT = %q, want %q", p.JKT, dpoptest.Thumbprint(t, key))
 	}
 	if !p.IssuedAt.Equal(testNow) {
 		t.Errorf("IssuedAt = %s", p.IssuedAt)
@@ -46,7 +47,7 @@ func TestVerifyAcceptsAGoodProof(t *testing.T) {
 }
 
 func TestVerifyRefuses(t *testing.T) {
-	key, other := testKey(t), testKey(t)
+	key, other := dpoptest.NewKey(t), dpoptest.NewKey(t)
 	hmacSign := func(input []byte) []byte {
 		m := hmac.New(sha256.New, []byte("secret"))
 		m.Write(input)
@@ -54,56 +55,56 @@ func TestVerifyRefuses(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		change func(s *proofSpec)
+		change func(s *dpoptest.Spec)
 		method string
 		url    string
 		now    time.Time
 		reason string
 	}{
-		{"wrong htm", func(s *proofSpec) { s.claims["htm"] = "POST" }, "", "", time.Time{}, domain.ReasonProofMethod},
-		{"lower-case htm", func(s *proofSpec) { s.claims["htm"] = "get" }, "", "", time.Time{}, domain.ReasonProofMethod},
-		{"htu another host", func(s *proofSpec) { s.claims["htu"] = "https://evil.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"htu another path", func(s *proofSpec) { s.claims["htu"] = "https://api.example.com/products/1" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"htu another scheme", func(s *proofSpec) { s.claims["htu"] = "http://api.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"htu another port", func(s *proofSpec) { s.claims["htu"] = "https://api.example.com:8443/products" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"htu relative", func(s *proofSpec) { s.claims["htu"] = "/products" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"htu with user", func(s *proofSpec) { s.claims["htu"] = "https://u@api.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
-		{"old iat", func(s *proofSpec) { s.claims["iat"] = testNow.Add(-61 * time.Second).Unix() }, "", "", time.Time{}, domain.ReasonProofStale},
-		{"future iat", func(s *proofSpec) { s.claims["iat"] = testNow.Add(6 * time.Second).Unix() }, "", "", time.Time{}, domain.ReasonProofFuture},
-		{"missing iat", func(s *proofSpec) { delete(s.claims, "iat") }, "", "", time.Time{}, domain.ReasonProofMalformed},
-		{"string iat", func(s *proofSpec) { s.claims["iat"] = fmt.Sprint(testNow.Unix()) }, "", "", time.Time{}, domain.ReasonProofMalformed},
-		{"missing jti", func(s *proofSpec) { delete(s.claims, "jti") }, "", "", time.Time{}, domain.ReasonProofJTI},
-		{"empty jti", func(s *proofSpec) { s.claims["jti"] = "" }, "", "", time.Time{}, domain.ReasonProofJTI},
-		{"wrong ath", func(s *proofSpec) { s.claims["ath"] = dpop.AccessTokenHash("another token") }, "", "", time.Time{}, domain.ReasonProofAth},
-		{"missing ath", func(s *proofSpec) { delete(s.claims, "ath") }, "", "", time.Time{}, domain.ReasonProofAth},
-		{"typ JWT", func(s *proofSpec) { s.header["typ"] = "JWT" }, "", "", time.Time{}, domain.ReasonProofType},
-		{"no typ", func(s *proofSpec) { delete(s.header, "typ") }, "", "", time.Time{}, domain.ReasonProofType},
-		{"private jwk", func(s *proofSpec) {
-			jwk := jwkOf(t, key)
+		{"wrong htm", func(s *dpoptest.Spec) { s.Claims["htm"] = "POST" }, "", "", time.Time{}, domain.ReasonProofMethod},
+		{"lower-case htm", func(s *dpoptest.Spec) { s.Claims["htm"] = "get" }, "", "", time.Time{}, domain.ReasonProofMethod},
+		{"htu another host", func(s *dpoptest.Spec) { s.Claims["htu"] = "https://evil.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"htu another path", func(s *dpoptest.Spec) { s.Claims["htu"] = "https://api.example.com/products/1" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"htu another scheme", func(s *dpoptest.Spec) { s.Claims["htu"] = "http://api.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"htu another port", func(s *dpoptest.Spec) { s.Claims["htu"] = "https://api.example.com:8443/products" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"htu relative", func(s *dpoptest.Spec) { s.Claims["htu"] = "/products" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"htu with user", func(s *dpoptest.Spec) { s.Claims["htu"] = "https://u@api.example.com/products" }, "", "", time.Time{}, domain.ReasonProofURL},
+		{"old iat", func(s *dpoptest.Spec) { s.Claims["iat"] = testNow.Add(-61 * time.Second).Unix() }, "", "", time.Time{}, domain.ReasonProofStale},
+		{"future iat", func(s *dpoptest.Spec) { s.Claims["iat"] = testNow.Add(6 * time.Second).Unix() }, "", "", time.Time{}, domain.ReasonProofFuture},
+		{"missing iat", func(s *dpoptest.Spec) { delete(s.Claims, "iat") }, "", "", time.Time{}, domain.ReasonProofMalformed},
+		{"string iat", func(s *dpoptest.Spec) { s.Claims["iat"] = fmt.Sprint(testNow.Unix()) }, "", "", time.Time{}, domain.ReasonProofMalformed},
+		{"missing jti", func(s *dpoptest.Spec) { delete(s.Claims, "jti") }, "", "", time.Time{}, domain.ReasonProofJTI},
+		{"empty jti", func(s *dpoptest.Spec) { s.Claims["jti"] = "" }, "", "", time.Time{}, domain.ReasonProofJTI},
+		{"wrong ath", func(s *dpoptest.Spec) { s.Claims["ath"] = dpop.AccessTokenHash("another token") }, "", "", time.Time{}, domain.ReasonProofAth},
+		{"missing ath", func(s *dpoptest.Spec) { delete(s.Claims, "ath") }, "", "", time.Time{}, domain.ReasonProofAth},
+		{"typ JWT", func(s *dpoptest.Spec) { s.Header["typ"] = "JWT" }, "", "", time.Time{}, domain.ReasonProofType},
+		{"no typ", func(s *dpoptest.Spec) { delete(s.Header, "typ") }, "", "", time.Time{}, domain.ReasonProofType},
+		{"private jwk", func(s *dpoptest.Spec) {
+			jwk := dpoptest.JWK(t, key)
 			jwk["d"] = base64.RawURLEncoding.EncodeToString(key.D.Bytes())
-			s.header["jwk"] = jwk
+			s.Header["jwk"] = jwk
 		}, "", "", time.Time{}, domain.ReasonProofKey},
-		{"symmetric jwk", func(s *proofSpec) {
-			s.header["jwk"] = map[string]any{"kty": "oct", "k": "c2VjcmV0"}
+		{"symmetric jwk", func(s *dpoptest.Spec) {
+			s.Header["jwk"] = map[string]any{"kty": "oct", "k": "c2VjcmV0"}
 		}, "", "", time.Time{}, domain.ReasonProofKey},
-		{"no jwk", func(s *proofSpec) { delete(s.header, "jwk") }, "", "", time.Time{}, domain.ReasonProofKey},
-		{"signed by another key", func(s *proofSpec) { s.key = other }, "", "", time.Time{}, domain.ReasonProofSignature},
-		{"alg none", func(s *proofSpec) {
-			s.header["alg"] = "none"
-			s.sign = func([]byte) []byte { return nil }
+		{"no jwk", func(s *dpoptest.Spec) { delete(s.Header, "jwk") }, "", "", time.Time{}, domain.ReasonProofKey},
+		{"signed by another key", func(s *dpoptest.Spec) { s.Key = other }, "", "", time.Time{}, domain.ReasonProofSignature},
+		{"alg none", func(s *dpoptest.Spec) {
+			s.Header["alg"] = "none"
+			s.Sign = func([]byte) []byte { return nil }
 		}, "", "", time.Time{}, domain.ReasonProofAlgorithm},
-		{"alg HS256", func(s *proofSpec) {
-			s.header["alg"] = "HS256"
-			s.sign = hmacSign
+		{"alg HS256", func(s *dpoptest.Spec) {
+			s.Header["alg"] = "HS256"
+			s.Sign = hmacSign
 		}, "", "", time.Time{}, domain.ReasonProofAlgorithm},
-		{"alg ES384 not allowed", func(s *proofSpec) { s.header["alg"] = "ES384" }, "", "", time.Time{}, domain.ReasonProofAlgorithm},
-		{"alg RS256 with an EC key", func(s *proofSpec) { s.header["alg"] = "RS256" }, "", "", time.Time{}, domain.ReasonProofSignature},
-		{"request method differs", func(*proofSpec) {}, "HEAD", "", time.Time{}, domain.ReasonProofMethod},
-		{"much later", func(*proofSpec) {}, "", "", testNow.Add(2 * time.Minute), domain.ReasonProofStale},
+		{"alg ES384 not allowed", func(s *dpoptest.Spec) { s.Header["alg"] = "ES384" }, "", "", time.Time{}, domain.ReasonProofAlgorithm},
+		{"alg RS256 with an EC key", func(s *dpoptest.Spec) { s.Header["alg"] = "RS256" }, "", "", time.Time{}, domain.ReasonProofSignature},
+		{"request method differs", func(*dpoptest.Spec) {}, "HEAD", "", time.Time{}, domain.ReasonProofMethod},
+		{"much later", func(*dpoptest.Spec) {}, "", "", testNow.Add(2 * time.Minute), domain.ReasonProofStale},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := goodSpec(t, key, "GET", testURL, testToken, testNow)
+			s := dpoptest.Good(t, key, "GET", testURL, testToken, testNow)
 			tc.change(&s)
 			method, url, now := "GET", testURL, testNow
 			if tc.method != "" {
@@ -116,7 +117,7 @@ func TestVerifyRefuses(t *testing.T) {
 				now = tc.now
 			}
 			v := newVerifier(t, dpop.Config{})
-			_, err := v.Verify(s.make(t), method, url, testToken, now)
+			_, err := v.Verify(s.Make(t), method, url, testToken, now)
 			if !errors.Is(err, domain.ErrProofInvalid) {
 				t.Fatalf("Verify = %v, want ErrProofInvalid", err)
 			}
@@ -141,7 +142,7 @@ func TestVerifyRefusesGarbage(t *testing.T) {
 }
 
 func TestVerifyIgnoresQueryAndFragmentAndCase(t *testing.T) {
-	key := testKey(t)
+	key := dpoptest.NewKey(t)
 	v := newVerifier(t, dpop.Config{})
 	for _, c := range []struct{ htu, request string }{
 		{"https://api.example.com/products", "https://api.example.com/products?limit=2&after=5"},
@@ -151,7 +152,7 @@ func TestVerifyIgnoresQueryAndFragmentAndCase(t *testing.T) {
 		{"https://api.example.com:443/products", "https://api.example.com/products"},
 		{"http://127.0.0.1:8080/products", "http://127.0.0.1:8080/products"},
 	} {
-		proof := goodSpec(t, key, "GET", c.htu, testToken, testNow).make(t)
+		proof := dpoptest.Good(t, key, "GET", c.htu, testToken, testNow).Make(t)
 		if _, err := v.Verify(proof, "GET", c.request, testToken, testNow); err != nil {
 			t.Errorf("htu %q for %q: %v", c.htu, c.request, err)
 		}
@@ -159,9 +160,9 @@ func TestVerifyIgnoresQueryAndFragmentAndCase(t *testing.T) {
 }
 
 func TestVerifyRefusesAReplay(t *testing.T) {
-	key := testKey(t)
+	key := dpoptest.NewKey(t)
 	v := newVerifier(t, dpop.Config{})
-	proof := goodSpec(t, key, "GET", testURL, testToken, testNow).make(t)
+	proof := dpoptest.Good(t, key, "GET", testURL, testToken, testNow).Make(t)
 	if _, err := v.Verify(proof, "GET", testURL, testToken, testNow); err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +171,11 @@ func TestVerifyRefusesAReplay(t *testing.T) {
 		t.Fatalf("replay: reason %q (%v)", got, err)
 	}
 	// The same jti under another key is another proof.
-	s := goodSpec(t, testKey(t), "GET", testURL, testToken, testNow)
-	s.claims["jti"] = "shared"
-	s2 := goodSpec(t, key, "GET", testURL, testToken, testNow)
-	s2.claims["jti"] = "shared"
-	for _, p := range []string{s.make(t), s2.make(t)} {
+	s := dpoptest.Good(t, dpoptest.NewKey(t), "GET", testURL, testToken, testNow)
+	s.Claims["jti"] = "shared"
+	s2 := dpoptest.Good(t, key, "GET", testURL, testToken, testNow)
+	s2.Claims["jti"] = "shared"
+	for _, p := range []string{s.Make(t), s2.Make(t)} {
 		if _, err := v.Verify(p, "GET", testURL, testToken, testNow); err != nil {
 			t.Errorf("same jti, other key: %v", err)
 		}
@@ -182,11 +183,11 @@ func TestVerifyRefusesAReplay(t *testing.T) {
 }
 
 func TestReplayStoreNeverForgetsALiveJTI(t *testing.T) {
-	key := testKey(t)
+	key := dpoptest.NewKey(t)
 	expired := 0
 	v := newVerifier(t, dpop.Config{ReplaySize: 2, OnExpire: func() { expired++ }})
 	verify := func(now time.Time) error {
-		_, err := v.Verify(goodSpec(t, key, "GET", testURL, testToken, now).make(t), "GET", testURL, testToken, now)
+		_, err := v.Verify(dpoptest.Good(t, key, "GET", testURL, testToken, now).Make(t), "GET", testURL, testToken, now)
 		return err
 	}
 	for range 2 {
@@ -212,7 +213,7 @@ func TestReplayStoreNeverForgetsALiveJTI(t *testing.T) {
 }
 
 func TestNonces(t *testing.T) {
-	key := testKey(t)
+	key := dpoptest.NewKey(t)
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	v := newVerifier(t, dpop.Config{NonceSecret: secret})
 	replica := newVerifier(t, dpop.Config{NonceSecret: secret})
@@ -222,11 +223,11 @@ func TestNonces(t *testing.T) {
 		t.Fatalf("nonces: %q, replica %q, stranger %q", nonce, replica.Nonce(testNow), stranger.Nonce(testNow))
 	}
 	proof := func(nonce any) string {
-		s := goodSpec(t, key, "GET", testURL, testToken, testNow)
+		s := dpoptest.Good(t, key, "GET", testURL, testToken, testNow)
 		if nonce != nil {
-			s.claims["nonce"] = nonce
+			s.Claims["nonce"] = nonce
 		}
-		return s.make(t)
+		return s.Make(t)
 	}
 	for _, bad := range []any{nil, "", "made-up", stranger.Nonce(testNow), v.Nonce(testNow.Add(-2 * dpop.DefaultMaxAge)), v.Nonce(testNow.Add(dpop.DefaultMaxAge))} {
 		_, err := v.Verify(proof(bad), "GET", testURL, testToken, testNow)

@@ -1,4 +1,6 @@
-package dpop_test
+// Package dpoptest makes DPoP proofs (RFC 9449) for tests, good ones and
+// the bad ones no library would sign: private jwks, alg none, HMAC.
+package dpoptest
 
 import (
 	"crypto"
@@ -14,8 +16,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// testKey is a client's ES256 key.
-func testKey(tb testing.TB) *ecdsa.PrivateKey {
+// NewKey is a client's ES256 key.
+func NewKey(tb testing.TB) *ecdsa.PrivateKey {
 	tb.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -24,8 +26,8 @@ func testKey(tb testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-// jwkOf is the public JWK of k, as a proof header carries it.
-func jwkOf(tb testing.TB, k crypto.Signer) map[string]any {
+// JWK is the public JWK of k, as a proof header carries it.
+func JWK(tb testing.TB, k crypto.Signer) map[string]any {
 	tb.Helper()
 	b, err := json.Marshal(jose.JSONWebKey{Key: k.Public()})
 	if err != nil {
@@ -38,8 +40,8 @@ func jwkOf(tb testing.TB, k crypto.Signer) map[string]any {
 	return m
 }
 
-// thumbprint is k's RFC 7638 thumbprint, as go-jose computes it.
-func thumbprint(tb testing.TB, k crypto.Signer) string {
+// Thumbprint is k's RFC 7638 thumbprint, as go-jose computes it.
+func Thumbprint(tb testing.TB, k crypto.Signer) string {
 	tb.Helper()
 	jwk := jose.JSONWebKey{Key: k.Public()}
 	b, err := jwk.Thumbprint(crypto.SHA256)
@@ -49,16 +51,17 @@ func thumbprint(tb testing.TB, k crypto.Signer) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// proofSpec is one proof to make: a good one for GET url with token unless
-// a test changes a field.
-type proofSpec struct {
-	header map[string]any
-	claims map[string]any
-	key    *ecdsa.PrivateKey // signs the ES256 proof
-	sign   func(input []byte) []byte
+// Spec is one proof to make: Good's unless a test changes a field.
+type Spec struct {
+	Header map[string]any
+	Claims map[string]any
+	Key    *ecdsa.PrivateKey // signs the ES256 proof unless Sign is set
+	Sign   func(input []byte) []byte
 }
 
-func goodSpec(tb testing.TB, key *ecdsa.PrivateKey, method, url, token string, now time.Time) proofSpec {
+// Good is the spec of a good proof for method on url with token ("" for
+// none: no ath), issued at now with a fresh jti.
+func Good(tb testing.TB, key *ecdsa.PrivateKey, method, url, token string, now time.Time) Spec {
 	tb.Helper()
 	claims := map[string]any{
 		"jti": rand.Text(),
@@ -70,16 +73,16 @@ func goodSpec(tb testing.TB, key *ecdsa.PrivateKey, method, url, token string, n
 		sum := sha256.Sum256([]byte(token))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	return proofSpec{
-		header: map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": jwkOf(tb, key)},
-		claims: claims,
-		key:    key,
+	return Spec{
+		Header: map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": JWK(tb, key)},
+		Claims: claims,
+		Key:    key,
 	}
 }
 
-// make signs the spec as a compact JWS, by hand so tests can write what
+// Make signs the spec as a compact JWS, by hand so tests can write what
 // no library would (private members, alg none).
-func (s proofSpec) make(tb testing.TB) string {
+func (s Spec) Make(tb testing.TB) string {
 	tb.Helper()
 	enc := func(v any) string {
 		b, err := json.Marshal(v)
@@ -88,13 +91,13 @@ func (s proofSpec) make(tb testing.TB) string {
 		}
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	input := enc(s.header) + "." + enc(s.claims)
+	input := enc(s.Header) + "." + enc(s.Claims)
 	var sig []byte
-	if s.sign != nil {
-		sig = s.sign([]byte(input))
+	if s.Sign != nil {
+		sig = s.Sign([]byte(input))
 	} else {
 		sum := sha256.Sum256([]byte(input))
-		r, ss, err := ecdsa.Sign(rand.Reader, s.key, sum[:])
+		r, ss, err := ecdsa.Sign(rand.Reader, s.Key, sum[:])
 		if err != nil {
 			tb.Fatal(err)
 		}
