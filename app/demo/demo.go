@@ -7,6 +7,8 @@ package demo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -22,6 +24,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/dev/page"
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
@@ -142,7 +145,14 @@ func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	if d.uiServer, err = server.NewServer("ui", d.dc.UIListen, nil, server.DefaultLimits(0), nil, logFor("ui")); err != nil {
 		return err
 	}
+	// The issuer checks proofs at its token endpoint with a replay store
+	// of its own, apart from A's.
+	proofs, err := dpop.New(dpop.Config{})
+	if err != nil {
+		return err
+	}
 	d.issuer, err = issuer.New(issuer.Config{
+		DPoP:         issuer.DPoP{Check: proofs.TokenRequestKey, Algorithms: dpop.AlgorithmNames()},
 		URL:          "http://" + d.issuerServer.Addr(),
 		Audience:     demoAudience,
 		ClientID:     demoClientID,
@@ -230,7 +240,18 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 		BClient:     bClient,
 		Decisions:   decisions,
 		Expired:     expiredTokens{d.issuer},
+		DPoP:        sessionKey,
 	})
+}
+
+// sessionKey is a fresh ES256 key for one login on the page, held by the
+// page for that session alone.
+func sessionKey() (page.Prover, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("make a DPoP key: %w", err)
+	}
+	return dpop.NewProver(key), nil
 }
 
 // expiredTokens mints, for the page's "expired token" button, a token that
