@@ -361,6 +361,7 @@ func (d *Demo) printInstructions(out io.Writer) {
 	}
 	fmt.Fprintf(&b, "\n0. Open the page and log in: %s\n   or log in from the terminal (device code):\n\n  eval \"$(go run . login --oidc-issuer %s --client-id %s --oidc-audience %s --output env)\"\n\n",
 		d.UIURL(), d.issuer.Issuer(), demoCLIClient, demoAudience)
+	fmt.Fprintf(&b, "   For a token bound to a key (DPoP), add --dpop --key k.pem, and call A with a proof by it:\n\n  curl -s -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $(go run . proof --key k.pem --method GET --url %s/products --token \"$TOKEN\")\" %s/products\n\n", a, a)
 	fmt.Fprintf(&b, "1. Or get a machine's token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
 	fmt.Fprintf(&b, "2. Call A with it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", a)
 	fmt.Fprintf(&b, "   One product, and a page of one with its Link to the next:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products/1\n  curl -si -H \"Authorization: Bearer $TOKEN\" '%s/products?limit=1'\n\n", a, a)
