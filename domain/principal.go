@@ -10,8 +10,8 @@ type Principal struct {
 }
 
 // NewPrincipal returns the principal for a verified token's subject and
-// granted scopes (from the space-separated scope claim and Auth0's
-// permissions array together).
+// granted scopes (from every claim the deployment reads scopes from:
+// scope, scp, permissions by default). A scope matches only exactly.
 func NewPrincipal(subject string, scopes []string) Principal {
 	return Principal{subject: subject, scopes: slices.Clone(scopes)}
 }

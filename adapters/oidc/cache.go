@@ -24,6 +24,8 @@ type CacheHooks struct {
 // weakens a check:
 //
 //   - the key is the SHA-256 of the raw token; the token itself is never kept;
+//     only canonical tokens are stored, so a re-spelling of one (same
+//     signature, other bytes) can neither hit its entry nor take its own;
 //   - an entry is what the full check produced (the principal), with the
 //     token's exp and nbf and the exact key that verified its signature;
 //   - a hit counts only while exp and nbf hold under the same rule and

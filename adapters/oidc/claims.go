@@ -78,15 +78,19 @@ func parseClaims(payload []byte, scopeClaims []string) (claims, error) {
 // section 3.3 delimits scopes with %x20 only), an array's strings are taken
 // whole, never split, so "read:products write" in an array grants neither.
 func scopesOf(b json.RawMessage) ([]string, error) {
-	var one *string
-	if err := json.Unmarshal(b, &one); err == nil {
-		if one == nil {
-			return nil, nil
-		}
-		return strings.Split(*one, " "), nil
-	}
 	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
+	var err error
+	switch b[0] { // json.Unmarshal has checked b is one JSON value
+	case '"':
+		var one string
+		err = json.Unmarshal(b, &one)
+		many = strings.Split(one, " ")
+	case '[', 'n': // an array, or null: no scopes
+		err = json.Unmarshal(b, &many)
+	default:
+		err = errors.New("not a string or an array")
+	}
+	if err != nil {
 		return nil, errors.New("must be a space-delimited string or an array of strings")
 	}
 	return many, nil
@@ -160,8 +164,7 @@ func canonical(raw string) error {
 
 func canonicalSegment(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if !base64URLAlphabet[s[i]] {
 			return false
 		}
 	}
@@ -169,3 +172,11 @@ func canonicalSegment(s string) bool {
 	_, err := base64.RawURLEncoding.Strict().Decode(buf[:], []byte(s[len(s)-len(s)%4:]))
 	return err == nil
 }
+
+// base64URLAlphabet marks the 64 characters of RFC 4648's base64url.
+var base64URLAlphabet = func() (set [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" {
+		set[c] = true
+	}
+	return set
+}()

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -406,5 +407,41 @@ func TestUnknownKIDFloodIsBounded(t *testing.T) {
 	}
 	if got := ti.jwksHits.Load() - before; got > 12 || got < 11 {
 		t.Fatalf("a minute of unknown kids made %d JWKS fetches, want 12 at most (one per 5s)", got)
+	}
+}
+
+// TestECKeysOnlyOnTheirCurve: an EC key whose point is not on its curve is
+// not trusted (go-jose refuses it), nor one published for another curve's
+// algorithm; the same key published rightly is.
+func TestECKeysOnlyOnTheirCurve(t *testing.T) {
+	ti := newTestIssuer(t, false)
+	priv := must(ecdsa.GenerateKey(elliptic.P256(), rand.Reader))
+	good := must(json.Marshal(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "good", Use: "sig"}))
+	wrongAlg := must(json.Marshal(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "es384", Algorithm: "ES384", Use: "sig"}))
+	var off map[string]any
+	if err := json.Unmarshal(good, &off); err != nil {
+		t.Fatal(err)
+	}
+	off["kid"] = "off-curve"
+	y := must(base64.RawURLEncoding.DecodeString(off["y"].(string)))
+	y[len(y)-1] ^= 1 // another y for the same x: y² changes, the point leaves P-256
+	off["y"] = base64.RawURLEncoding.EncodeToString(y)
+	body := must(json.Marshal(map[string]any{"keys": []any{json.RawMessage(good), json.RawMessage(wrongAlg), off}}))
+	ti.jwksOverride.Store(&body)
+	cfg := testConfig(ti)
+	cfg.SigningAlgs = []string{"ES256", "ES384"}
+	v := startVerifier(t, cfg)
+	claims := ti.DefaultClaims("user-1")
+	for kid, want := range map[string]string{"good": "", "off-curve": domain.ReasonUnknownKID, "es384": domain.ReasonUnknownKID} {
+		_, err := v.Verify(context.Background(), signTyp(t, jose.ES256, priv, kid, "JWT", claims))
+		if want == "" {
+			if err != nil {
+				t.Errorf("kid %s: %v", kid, err)
+			}
+			continue
+		}
+		if got := reasonOf(t, err); got != want {
+			t.Errorf("kid %s: reason %q, want %q (error: %v)", kid, got, want, err)
+		}
 	}
 }

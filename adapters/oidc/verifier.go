@@ -111,6 +111,14 @@ func (c Config) validate() error {
 	if c.HTTPTimeout < 0 || c.RefreshInterval < 0 || c.MinRefreshInterval < 0 || c.ClockSkew < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
+	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
+		errs = append(errs, errors.New("sizes must not be negative"))
+	}
+	return errors.Join(append(errs, c.tokenRuleErrors()...)...)
+}
+
+func (c Config) tokenRuleErrors() []error {
+	var errs []error
 	for _, alg := range c.SigningAlgs {
 		if !slices.Contains(SigningAlgs, alg) {
 			errs = append(errs, fmt.Errorf("signing algorithm %q is not one of %s", alg, strings.Join(SigningAlgs, ", ")))
@@ -119,10 +127,7 @@ func (c Config) validate() error {
 	if slices.Contains(c.ScopeClaims, "") {
 		errs = append(errs, errors.New("a scope claim name is empty"))
 	}
-	if c.MaxResponseBytes < 0 || c.CacheSize < 0 {
-		errs = append(errs, errors.New("sizes must not be negative"))
-	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c Config) withDefaults() Config {
@@ -317,11 +322,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 	if len(raw) > maxTokenBytes {
 		return refuse(domain.ReasonMalformed, fmt.Errorf("token is %d bytes, more than %d", len(raw), maxTokenBytes))
 	}
-	// Before the cache: a re-spelled token must not find, nor take, an
-	// entry of its own.
-	if err := canonical(raw); err != nil {
-		return refuse(domain.ReasonMalformed, err)
-	}
 	if v.cache == nil {
 		p, _, err := v.verify(ctx, l, raw)
 		return p, err
@@ -341,7 +341,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (domain.Principal, er
 // verify is the full check: go-oidc parses the token and checks iss and
 // aud, the key set checks the signature through go-jose, and the claims are
 // decoded once, strictly, from the verified payload for the rest.
+//
+// It alone needs the canonical check: the cache is keyed by the token's
+// exact bytes and stores only tokens that passed it, so a re-spelled token
+// can neither hit an entry nor take one, and a hit costs no extra scan.
 func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Principal, verdict, error) {
+	if err := canonical(raw); err != nil {
+		return domain.Principal{}, verdict{}, &domain.TokenError{Reason: domain.ReasonMalformed, Err: err}
+	}
 	call := &verifyCall{}
 	_, oidcErr := l.verifier.Verify(withCall(ctx, call), raw)
 	if call.refusal != nil {
