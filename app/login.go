@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/oauthlogin"
 )
 
@@ -17,6 +18,8 @@ type LoginConfig struct {
 	Audience string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the API the token is for"`
 	Scope    string `flag:"scope" env:"OIDC_SCOPE" usage:"scopes to ask for, space-separated"`
 	Output   string `flag:"output" usage:"token (the token alone) or env (export TOKEN=…, for eval)"`
+	DPoP     bool   `flag:"dpop" usage:"get a token bound to the key in --key (RFC 9449 DPoP)"`
+	Key      string `flag:"key" usage:"the DPoP key: a PEM ES256 key, made (mode 0600) if the file does not exist"`
 }
 
 // LoginDefaults returns the defaults of the login command's flags.
@@ -37,8 +40,19 @@ func Login(ctx context.Context, lc LoginConfig, out, prompt io.Writer) error {
 	if lc.Output != oauthlogin.OutputToken && lc.Output != oauthlogin.OutputEnv {
 		problems = append(problems, Problem{Flag: "output", Message: "must be token or env"})
 	}
+	if lc.DPoP != (lc.Key != "") {
+		problems = append(problems, Problem{Flag: "key", Message: "is required with --dpop, and used only with it"})
+	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
+	}
+	var prover oauthlogin.Prover
+	if lc.DPoP {
+		key, _, err := dpop.LoadOrCreateKey(lc.Key)
+		if err != nil {
+			return &ConfigError{Problems: []Problem{{Flag: "key", Message: err.Error()}}}
+		}
+		prover = dpop.NewProver(key)
 	}
 	token, err := oauthlogin.Login(ctx, oauthlogin.Config{
 		Issuer:   lc.Issuer,
@@ -46,6 +60,7 @@ func Login(ctx context.Context, lc LoginConfig, out, prompt io.Writer) error {
 		Audience: lc.Audience,
 		Scopes:   strings.Fields(lc.Scope),
 		Prompt:   prompt,
+		DPoP:     prover,
 	})
 	if err != nil {
 		if errors.Is(err, oauthlogin.ErrConfig) {

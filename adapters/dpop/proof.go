@@ -240,3 +240,26 @@ func LoadOrCreateKey(path string) (key *ecdsa.PrivateKey, created bool, err erro
 	key, err = LoadKey(path)
 	return key, false, err
 }
+
+// Prover is a client's key, making the proofs of its token requests.
+type Prover struct {
+	key crypto.Signer
+	now func() time.Time
+}
+
+// NewProver returns a prover for key.
+func NewProver(key crypto.Signer) *Prover { return &Prover{key: key, now: time.Now} }
+
+// Algorithm is the JWS algorithm of the prover's proofs, or "" when the
+// key is not one proofs can be signed with.
+func (p *Prover) Algorithm() string {
+	alg, _ := Algorithm(p.key.Public())
+	return string(alg)
+}
+
+// Proof returns a fresh proof for a request with method to target,
+// bound to accessToken and carrying the server's nonce when they are not
+// "".
+func (p *Prover) Proof(method, target, accessToken, nonce string) (string, error) {
+	return NewProof(p.key, method, target, accessToken, nonce, p.now())
+}

@@ -36,14 +36,15 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(d.UIURL()))
 	browsertest.SeeText(ctx, t, "before login", "Not logged in")
 	browsertest.LogIn(ctx, t, "alice", passwords["alice"])
-	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products")
+	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products", "cnf", "jkt")
 
 	for _, s := range []struct {
 		button string
 		want   []string
 	}{
 		{"call-token", []string{"200 OK", "Laptop", "Mechanical Keyboard", "request processed at",
-			"A checked the token: ok", "C checked the token: ok", "B checked the token: ok", "spiffe://cluster.local/ns/default/sa/service-a", "spiffe://cluster.local/ns/default/sa/service-c"}},
+			"with your token and a DPoP proof", "A checked the DPoP proof: ok; A checked the token: ok", "C checked the token: ok", "B checked the token: ok", "spiffe://cluster.local/ns/default/sa/service-a", "spiffe://cluster.local/ns/default/sa/service-c"}},
+		{"call-replay", []string{"401 Unauthorized", "A checked the token: bound_as_bearer", `error="invalid_token"`}},
 		{"call-none", []string{"401 Unauthorized", "A checked the token: missing"}},
 		{"call-expired", []string{"401 Unauthorized", "A checked the token: expired"}},
 		{"call-direct-b", []string{"Refused before any HTTP answer"}},

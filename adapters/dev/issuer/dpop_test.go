@@ -26,18 +26,8 @@ func withDPoP(tb testing.TB) func(*issuer.Config) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	algs := make([]string, len(dpop.Algorithms))
-	for i, a := range dpop.Algorithms {
-		algs[i] = string(a)
-	}
 	return func(cfg *issuer.Config) {
-		cfg.DPoP = issuer.DPoP{
-			Check: func(proof, method, htu string, now time.Time) (string, error) {
-				p, err := v.Verify(proof, method, htu, "", now)
-				return p.JKT, err
-			},
-			Algorithms: algs,
-		}
+		cfg.DPoP = issuer.DPoP{Check: v.TokenRequestKey, Algorithms: dpop.AlgorithmNames()}
 	}
 }
 

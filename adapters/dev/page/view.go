@@ -31,6 +31,7 @@ type pageView struct {
 	Subject    string // empty when logged out
 	Claims     []claimRow
 	HasExpired bool
+	HasDPoP    bool
 	Result     *resultView
 }
 
@@ -49,7 +50,7 @@ type hopView struct {
 }
 
 func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess session, notice string) {
-	view := pageView{Notice: notice, LoginHint: p.cfg.LoginHint, HasExpired: p.cfg.Expired != nil}
+	view := pageView{Notice: notice, LoginHint: p.cfg.LoginHint, HasExpired: p.cfg.Expired != nil, HasDPoP: p.cfg.DPoP != nil}
 	if sess.user != nil {
 		view.Subject = sess.user.sub
 		view.Claims = claimRows(sess.user.claims, p.cfg.Now())
@@ -88,6 +89,9 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess s
 func (d HopDecision) summary() string {
 	var b strings.Builder
 	hop := strings.ToUpper(d.Role)
+	if d.Proof != "" {
+		fmt.Fprintf(&b, "%s checked the DPoP proof: %s; ", hop, d.Proof)
+	}
 	if d.Token != "" {
 		fmt.Fprintf(&b, "%s checked the token: %s", hop, d.Token)
 	} else {

@@ -90,6 +90,7 @@ func (tc tokenCheck) verify(w http.ResponseWriter, r *http.Request, state *reque
 		if jkt, err = tc.dpop.Proofs.VerifyProof(proofs[0], r.Method, tc.publicURL(r), raw, now); err != nil {
 			return domain.Principal{}, "", err
 		}
+		state.proof = "ok"
 	}
 	principal, err := tc.verifier.Verify(r.Context(), raw)
 	if err != nil {

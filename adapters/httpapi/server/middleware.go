@@ -29,7 +29,10 @@ type requestState struct {
 	// came with DPoP credentials: together they pick the challenges.
 	dpop     *DPoP
 	usedDPoP bool
-	err      error
+	// proof is "ok" once the request's DPoP proof passed its checks, for
+	// the access log; a refused proof is the error's reason.
+	proof string
+	err   error
 }
 
 type stateKey struct{}
@@ -141,6 +144,9 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 		}
 		if state.peer != "" {
 			attrs = append(attrs, slog.String("peer", state.peer))
+		}
+		if state.proof != "" {
+			attrs = append(attrs, slog.String("dpop", state.proof))
 		}
 		if state.err != nil {
 			attrs = append(attrs, errorAttr(state.err))
