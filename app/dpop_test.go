@@ -284,8 +284,9 @@ func TestDPoPNonces(t *testing.T) {
 	}
 	s := dpoptest.Good(t, key, "GET", htu, tok, time.Now())
 	s.Claims["nonce"] = nonce
-	if status, _, body := c.callA(t, dpopCall{path: "/products", token: tok, proofs: []string{s.Make(t)}}); status != 200 {
-		t.Fatalf("with the nonce: %d %s", status, body)
+	status, h, body = c.callA(t, dpopCall{path: "/products", token: tok, proofs: []string{s.Make(t)}})
+	if status != 200 || h.Get("DPoP-Nonce") == "" {
+		t.Fatalf("with the nonce: %d, DPoP-Nonce %q: %s", status, h.Get("DPoP-Nonce"), body)
 	}
 	if strings.Contains(c.logs[roleA].String(), strings.Repeat("s", 32)) {
 		t.Error("the nonce secret reached the log")
