@@ -118,7 +118,9 @@ func (iss *Issuer) serveAuthorizeForm(w http.ResponseWriter, r *http.Request) {
 		iss.refuseAuthorize(w, r, req, err)
 		return
 	}
-	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields()})
+	// login_hint (OpenID Connect Core §3.1.2.1) fills in the name, as
+	// Auth0's Universal Login does.
+	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields(), Name: r.URL.Query().Get("login_hint")})
 }
 
 func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
@@ -133,11 +135,12 @@ func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PostForm.Get("name")
-	user, ok := iss.authenticate(name, r.PostForm.Get("password"))
-	if !ok {
-		renderPage(w, http.StatusUnauthorized, "login", loginPage{
+	user, err := iss.authenticate(name, r.PostForm.Get("password"))
+	if err != nil {
+		status, message := refuseLogin(w, err)
+		renderPage(w, status, "login", loginPage{
 			Audience: req.audience, Client: req.clientID, Fields: req.fields(),
-			Name: name, Error: "Wrong name or password.",
+			Name: name, Error: message,
 		})
 		return
 	}
@@ -151,10 +154,6 @@ func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 		challenge:   req.challenge,
 		expires:     now.Add(codeTTL),
 	})
-	if errors.Is(err, errPendingFull) {
-		iss.refuseAuthorize(w, r, req, &authorizeError{code: "temporarily_unavailable", description: "Too many logins under way; try again shortly.", redirect: true})
-		return
-	}
 	if err != nil {
 		iss.refuseAuthorize(w, r, req, &authorizeError{code: "server_error", description: "Could not issue a code.", redirect: true})
 		return

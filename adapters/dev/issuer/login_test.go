@@ -495,26 +495,71 @@ func challengeOf(verifier string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func TestAuthorizationCodesAreBounded(t *testing.T) {
+// TestAuthorizeFloodLocksNoOneOut is issue 19's flood: 1,000 logins through
+// POST /authorize (with a demo password, which the demo prints) neither
+// refuse the next login nor push out another user's code, and the store
+// stays bounded: the flood's own oldest codes go.
+func TestAuthorizeFloodLocksNoOneOut(t *testing.T) {
+	_, srv := newServer(t)
+	verifier, challenge := pkcePair(t)
+	params := authorizeParams(challenge)
+	bobQuery := redirectQuery(t, logIn(t, srv.URL, params, "bob", bobPassword), webRedirect)
+	var first string
+	for i := range 1000 {
+		q := redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
+		if q.Get("error") != "" || q.Get("code") == "" {
+			t.Fatalf("login %d of the flood was refused: %v", i+1, q)
+		}
+		if i == 0 {
+			first = q.Get("code")
+		}
+	}
+	if r := postForm(t, srv.URL+"/oauth/token", exchangeFields(first, verifier)); r.status != http.StatusBadRequest || r.oauthError(t) != "invalid_grant" {
+		t.Fatalf("the flood's first code still works after 1,000 more: %d %s", r.status, r.body)
+	}
+	decodeTokens(t, postForm(t, srv.URL+"/oauth/token", exchangeFields(bobQuery.Get("code"), verifier)))
+	decodeTokens(t, postForm(t, srv.URL+"/oauth/token", exchangeFields(codeFor(t, srv.URL, params), verifier)))
+}
+
+// TestPasswordAttemptsAreLimited: five wrong passwords in a minute lock the
+// user out for a minute (429 with Retry-After), even with the right
+// password, on both login forms; other users are not affected, guesses
+// during the lockout do not extend it, and unknown names share one limit.
+func TestPasswordAttemptsAreLimited(t *testing.T) {
 	clock := newClock()
 	_, srv := newServer(t, withClock(clock))
 	_, challenge := pkcePair(t)
 	params := authorizeParams(challenge)
-	var refused url.Values
-	for i := 0; i <= 1000 && refused == nil; i++ {
-		q := redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
-		if q.Get("error") != "" {
-			refused = q
-			if i != 1000 {
-				t.Fatalf("refused after %d codes, want 1000", i)
-			}
+	for i := range 5 {
+		if r := logIn(t, srv.URL, params, "alice", "guess"); r.status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, r.status)
+		}
+		clock.Advance(10 * time.Second)
+	}
+	r := logIn(t, srv.URL, params, "alice", alicePassword)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "50" || !strings.Contains(string(r.body), "Too many wrong passwords") {
+		t.Fatalf("right password after 5 wrong ones: %d Retry-After %q, want 429 and the 50s left of a minute from the fifth", r.status, r.header.Get("Retry-After"))
+	}
+	dc := startDevice(t, srv.URL)
+	if r := activate(t, srv.URL, dc.UserCode, "approve", "alice", alicePassword); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("device approval during the lockout: %d, want 429", r.status)
+	}
+	redirectQuery(t, logIn(t, srv.URL, params, "bob", bobPassword), webRedirect) // bob is not locked out
+	for range 1000 {
+		logIn(t, srv.URL, params, "alice", "guess")
+	}
+	clock.Advance(50 * time.Second)
+	codeFor(t, srv.URL, params) // the 1,000 guesses during the lockout did not extend it
+
+	for i := range 5 {
+		if r := logIn(t, srv.URL, params, fmt.Sprintf("nobody%d", i), "guess"); r.status != http.StatusUnauthorized {
+			t.Fatalf("unknown name %d: %d", i, r.status)
 		}
 	}
-	if refused.Get("error") != "temporarily_unavailable" {
-		t.Fatalf("code 1001 was not refused: %v", refused)
+	if r := logIn(t, srv.URL, params, "someone-else", "guess"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a sixth unknown name: %d, want 429: unknown names share one limit", r.status)
 	}
-	clock.Advance(time.Minute)
-	codeFor(t, srv.URL, params) // expired codes made room
+	redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
 }
 
 func TestDemoUsers(t *testing.T) {
