@@ -145,12 +145,16 @@ func (p *Page) hopBox(h domain.Hop, d HopDecision, reached, origin, called bool)
 	case d.Peer != "" && !p.cfg.PeerAuthOff:
 		callerLine.Value, callerLine.Verdict = "✓ "+workloadName(d.Peer), pass
 	}
+	checks := []line{tokenLine, callerLine}
+	if d.Proof != "" {
+		checks = append([]line{proofLine(d.Proof)}, checks...)
+	}
 	statusLine := line{Label: "answered", Value: strconv.Itoa(d.Status), Verdict: pass}
 	b.Verdict = pass
 	switch {
 	case origin:
 		statusLine.Verdict, b.Verdict = refuse, refuse
-		if tokenLine.Verdict != refuse && callerLine.Verdict != refuse {
+		if !refusedBy(checks) {
 			b.Reason = reasonText(d.Reason)
 		}
 	case d.Status >= http.StatusBadRequest:
@@ -159,11 +163,19 @@ func (p *Page) hopBox(h domain.Hop, d HopDecision, reached, origin, called bool)
 	case callerLine.Verdict == caution:
 		b.Verdict = caution
 	}
-	b.Lines = []line{tokenLine, callerLine, statusLine}
-	if d.Proof != "" {
-		b.Lines = append([]line{proofLine(d.Proof)}, b.Lines...)
-	}
+	b.Lines = append(checks, statusLine)
 	return b
+}
+
+// refusedBy reports whether one of the checks already says why the hop
+// refused.
+func refusedBy(checks []line) bool {
+	for _, l := range checks {
+		if l.Verdict == refuse {
+			return true
+		}
+	}
+	return false
 }
 
 // proofLine is the hop's DPoP proof check: "ok" or the refusal reason.
