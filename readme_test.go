@@ -141,13 +141,7 @@ func readmeIssuerDPoP(t *testing.T) issuer.DPoP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return issuer.DPoP{
-		Check: func(proof, method, htu string, now time.Time) (string, error) {
-			p, err := v.Verify(proof, method, htu, "", now)
-			return p.JKT, err
-		},
-		Algorithms: strings.Fields(dpop.AlgorithmsParam()),
-	}
+	return issuer.DPoP{Check: v.TokenRequestKey, Algorithms: dpop.AlgorithmNames()}
 }
 
 // readmeRecipe returns the shell block under <!-- recipe: name -->.

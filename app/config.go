@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -200,16 +199,9 @@ var configFlags = func() map[string]reflect.StructField {
 // flag. A setting the role does not use is cleared: refused when it was
 // given on the command line, a warning when it came from the environment.
 func (c *Config) validate(deps Deps) (warnings []string, err error) {
-	var problems []Problem
-	if err := configValidator.Struct(c); err != nil {
-		var fieldErrs validator.ValidationErrors
-		if !errors.As(err, &fieldErrs) {
-			return nil, fmt.Errorf("validate config: %w", err)
-		}
-		for _, fe := range fieldErrs {
-			flag, message := flagcheck.Explain(fe)
-			problems = append(problems, Problem{Flag: flag, Message: message})
-		}
+	problems, err := flagcheck.Check[Problem](configValidator, c)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := domain.HopOf(domain.Role(c.Role)); ok {
 		p, w := c.unusedSettings()

@@ -28,13 +28,7 @@ import (
 var Algorithms = []jose.SignatureAlgorithm{jose.ES256, jose.PS256, jose.RS256, jose.EdDSA}
 
 // AlgorithmsParam is Algorithms as a challenge's algs parameter value.
-func AlgorithmsParam() string {
-	names := make([]string, len(Algorithms))
-	for i, a := range Algorithms {
-		names[i] = string(a)
-	}
-	return strings.Join(names, " ")
-}
+func AlgorithmsParam() string { return strings.Join(AlgorithmNames(), " ") }
 
 const (
 	// ProofType is the typ every proof's header carries.

@@ -3,7 +3,6 @@ package dpop_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"testing"
@@ -80,9 +79,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"typ JWT", func(s *dpoptest.Spec) { s.Header["typ"] = "JWT" }, "", "", time.Time{}, domain.ReasonProofType},
 		{"no typ", func(s *dpoptest.Spec) { delete(s.Header, "typ") }, "", "", time.Time{}, domain.ReasonProofType},
 		{"private jwk", func(s *dpoptest.Spec) {
-			jwk := dpoptest.JWK(t, key)
-			jwk["d"] = base64.RawURLEncoding.EncodeToString(key.D.Bytes())
-			s.Header["jwk"] = jwk
+			s.Header["jwk"] = dpoptest.PrivateJWK(t, key)
 		}, "", "", time.Time{}, domain.ReasonProofKey},
 		{"symmetric jwk", func(s *dpoptest.Spec) {
 			s.Header["jwk"] = map[string]any{"kty": "oct", "k": "c2VjcmV0"}

@@ -5,6 +5,7 @@
 package flagcheck
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -15,10 +16,20 @@ import (
 	"github.com/trustchain/trustchain/domain"
 )
 
-// Explain names the flag a validator failure is about and says, in one
-// sentence, what is wrong with its value.
-func Explain(fe validator.FieldError) (flag, message string) {
-	return flagName(fe), describe(fe)
+// Check validates s, a struct whose fields carry flag and validate tags,
+// and returns one problem per failing field: the caller's own type of a
+// flag's name (without dashes) and a sentence.
+func Check[P ~struct{ Flag, Message string }](v *validator.Validate, s any) ([]P, error) {
+	err := v.Struct(s)
+	var fieldErrs validator.ValidationErrors
+	if err != nil && !errors.As(err, &fieldErrs) {
+		return nil, fmt.Errorf("validate config: %w", err)
+	}
+	problems := make([]P, 0, len(fieldErrs))
+	for _, fe := range fieldErrs {
+		problems = append(problems, P{Flag: flagName(fe), Message: describe(fe)})
+	}
+	return problems, nil
 }
 
 func flagName(fe validator.FieldError) string {

@@ -148,7 +148,9 @@ func (tc tokenCheck) publicURL(r *http.Request) string {
 // row gives challenge: as it is without DPoP; with DPoP, the DPoP
 // challenge with the accepted algorithms and, when Bearer is allowed, the
 // Bearer one beside it. The error goes on the scheme the request used
-// (DPoP for a proof's); the other scheme's challenge is bare.
+// (DPoP for a proof's), and that scheme's challenge comes first, so a
+// Bearer client reading only the first line sees what it saw before DPoP;
+// the other scheme's challenge is bare.
 func (d *DPoP) challenges(challenge string, usedDPoP bool) []string {
 	if challenge == "" {
 		return nil
@@ -157,16 +159,15 @@ func (d *DPoP) challenges(challenge string, usedDPoP bool) []string {
 		return []string{challenge}
 	}
 	scheme, params, _ := strings.Cut(challenge, " ")
-	dpopParams, bearer := `algs="`+d.Algs+`"`, "Bearer"
+	algs := `algs="` + d.Algs + `"`
 	if scheme == "DPoP" || usedDPoP || d.Mode == DPoPRequired {
 		if params != "" {
-			dpopParams = params + ", " + dpopParams
+			algs = params + ", " + algs
 		}
-	} else {
-		bearer = challenge
+		if d.Mode == DPoPRequired {
+			return []string{"DPoP " + algs}
+		}
+		return []string{"DPoP " + algs, "Bearer"}
 	}
-	if d.Mode == DPoPRequired {
-		return []string{"DPoP " + dpopParams}
-	}
-	return []string{"DPoP " + dpopParams, bearer}
+	return []string{challenge, "DPoP " + algs}
 }

@@ -107,3 +107,16 @@ func (s Spec) Make(tb testing.TB) string {
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
+
+// PrivateJWK is JWK with k's private member d: what a proof must never
+// carry.
+func PrivateJWK(tb testing.TB, k *ecdsa.PrivateKey) map[string]any {
+	tb.Helper()
+	d, err := k.Bytes()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	jwk := JWK(tb, k)
+	jwk["d"] = base64.RawURLEncoding.EncodeToString(d)
+	return jwk
+}
