@@ -190,8 +190,14 @@ func withQuery(rawURL string, q url.Values) string {
 
 // exchangeCode is the token endpoint's authorization_code grant.
 func (iss *Issuer) exchangeCode(w http.ResponseWriter, req tokenRequest) {
-	if _, ok := iss.clients[req.ClientID]; !ok {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Unknown client.")
+	// The code is spent first: any exchange that names it, however it
+	// fails, uses it up, so a failed one cannot be followed by a guess.
+	var code authCode
+	found := false
+	if req.Code != "" {
+		code, found = iss.pending.takeCode(iss.cfg.Now(), req.Code)
+	}
+	if !iss.publicClient(w, req) {
 		return
 	}
 	if req.Code == "" || req.CodeVerifier == "" || req.RedirectURI == "" {
@@ -202,9 +208,8 @@ func (iss *Issuer) exchangeCode(w http.ResponseWriter, req tokenRequest) {
 		writeAudienceError(w, req.Audience)
 		return
 	}
-	code, ok := iss.pending.takeCode(iss.cfg.Now(), req.Code)
 	switch {
-	case !ok:
+	case !found:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "Invalid, expired or already used authorization code.")
 	case code.login.clientID != req.ClientID:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "The code was issued to another client.")

@@ -57,8 +57,7 @@ func (iss *Issuer) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 // exchangeDeviceCode is the token endpoint's device_code grant
 // (RFC 8628 §3.4, §3.5).
 func (iss *Issuer) exchangeDeviceCode(w http.ResponseWriter, req tokenRequest) {
-	if _, ok := iss.clients[req.ClientID]; !ok {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Unknown client.")
+	if !iss.publicClient(w, req) {
 		return
 	}
 	if req.DeviceCode == "" {

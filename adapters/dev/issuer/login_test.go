@@ -472,6 +472,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 		{"expired code", func(_ *testing.T, _ url.Values) { clock.Advance(61 * time.Second) }, http.StatusBadRequest, "invalid_grant"},
 		{"unknown code", func(_ *testing.T, f url.Values) { f.Set("code", "not-a-code") }, http.StatusBadRequest, "invalid_grant"},
 		{"no verifier", func(_ *testing.T, f url.Values) { f.Del("code_verifier") }, http.StatusBadRequest, "invalid_request"},
+		{"machine client", func(_ *testing.T, f url.Values) { f.Set("client_id", clientID); f.Set("client_secret", clientSecret) }, http.StatusBadRequest, "unauthorized_client"},
 		{"other API", func(_ *testing.T, f url.Values) { f.Set("audience", "https://other.test") }, http.StatusForbidden, "access_denied"},
 	}
 	for _, tt := range tests {
@@ -485,6 +486,38 @@ func TestCodeExchangeErrors(t *testing.T) {
 			}
 			if got := r.oauthError(t); got != tt.wantError {
 				t.Fatalf("error = %q, want %q", got, tt.wantError)
+			}
+		})
+	}
+}
+
+// TestEveryFailedExchangeSpendsTheCode: after an exchange that fails in
+// any way (no verifier, another API, an unknown client, a wrong
+// redirect), the right exchange of the same code is invalid_grant.
+func TestEveryFailedExchangeSpendsTheCode(t *testing.T) {
+	_, srv := newServer(t)
+	tokenURL := srv.URL + "/oauth/token"
+	for name, spoil := range map[string]func(url.Values){
+		"no verifier":     func(f url.Values) { f.Del("code_verifier") },
+		"no redirect_uri": func(f url.Values) { f.Del("redirect_uri") },
+		"other API":       func(f url.Values) { f.Set("audience", "https://other.test") },
+		"unknown client":  func(f url.Values) { f.Set("client_id", "nobody") },
+		"other redirect":  func(f url.Values) { f.Set("redirect_uri", webRedirect2) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			verifier, challenge := pkcePair(t)
+			fields := exchangeFields(codeFor(t, srv.URL, authorizeParams(challenge)), verifier)
+			failed := url.Values{}
+			for k, v := range fields {
+				failed[k] = v
+			}
+			spoil(failed)
+			if r := postForm(t, tokenURL, failed); r.status == http.StatusOK {
+				t.Fatalf("the spoiled exchange succeeded: %s", r.body)
+			}
+			r := postForm(t, tokenURL, fields)
+			if r.status != http.StatusBadRequest || r.oauthError(t) != "invalid_grant" {
+				t.Fatalf("the right exchange after a failed one: %d %s, want 400 invalid_grant", r.status, r.body)
 			}
 		})
 	}
