@@ -208,9 +208,10 @@ func TestBSeesTheClientsTokenAndRequestID(t *testing.T) {
 	}
 }
 
-func TestUpstreamRejectionPassesBackUnchanged(t *testing.T) {
-	// B requires a scope that A and C do not: B's 403 must reach the
-	// client as B wrote it.
+func TestUpstreamRejectionKeepsStatusAndScope(t *testing.T) {
+	// B requires a scope that A and C do not: B's 403 reaches the client
+	// with its status, code and challenge, in A's own words and with the
+	// request id A gave it.
 	c := startChain(t, chainOptions{configure: func(role domain.Role, cfg *app.Config) {
 		if role == roleB {
 			cfg.RequiredScope = "admin:products"
@@ -220,7 +221,7 @@ func TestUpstreamRejectionPassesBackUnchanged(t *testing.T) {
 	if status != 403 || h.Get("WWW-Authenticate") != `Bearer error="insufficient_scope", scope="admin:products"` {
 		t.Fatalf("%d %q %s", status, h.Get("WWW-Authenticate"), body)
 	}
-	if !strings.Contains(body, `"error":"insufficient_scope"`) || !strings.Contains(body, `"request_id":"`+h.Get("X-Request-Id")+`"`) {
+	if !strings.Contains(body, `"error":"insufficient_scope","message":"the access token lacks the required scope"`) || !strings.Contains(body, `"request_id":"`+h.Get("X-Request-Id")+`"`) {
 		t.Fatalf("body = %s", body)
 	}
 }

@@ -30,20 +30,23 @@ func TestLoginDPoPFlags(t *testing.T) {
 	if err := os.Chmod(open, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for name, set := range map[string]func(*app.LoginConfig){
-		"--dpop without --key":         func(lc *app.LoginConfig) { lc.DPoP = true },
-		"--key without --dpop":         func(lc *app.LoginConfig) { lc.Key = filepath.Join(dir, "k.pem") },
-		"a key others can read":        func(lc *app.LoginConfig) { lc.DPoP, lc.Key = true, open },
-		"a key in a missing directory": func(lc *app.LoginConfig) { lc.DPoP, lc.Key = true, filepath.Join(dir, "no", "k.pem") },
+	for name, c := range map[string]struct {
+		set  func(*app.LoginConfig)
+		want string
+	}{
+		"--dpop without --key":         {func(lc *app.LoginConfig) { lc.DPoP = true }, "is required with --dpop"},
+		"--key without --dpop":         {func(lc *app.LoginConfig) { lc.Key = filepath.Join(dir, "k.pem") }, "is used only with --dpop"},
+		"a key others can read":        {func(lc *app.LoginConfig) { lc.DPoP, lc.Key = true, open }, "mode"},
+		"a key in a missing directory": {func(lc *app.LoginConfig) { lc.DPoP, lc.Key = true, filepath.Join(dir, "no", "k.pem") }, "no such file"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			lc := app.LoginDefaults()
 			lc.Issuer, lc.ClientID, lc.Audience = "http://127.0.0.1:1/", "cli", audience
-			set(&lc)
+			c.set(&lc)
 			err := app.Login(t.Context(), lc, &strings.Builder{}, &strings.Builder{})
 			var ce *app.ConfigError
-			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Flag != "key" {
-				t.Fatalf("Login = %v, want one problem with --key", err)
+			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Flag != "key" || !strings.Contains(ce.Problems[0].Message, c.want) {
+				t.Fatalf("Login = %v, want one problem with --key saying %q", err, c.want)
 			}
 		})
 	}

@@ -57,6 +57,8 @@ func describe(fe validator.FieldError) string {
 // failed a tag.
 var tagSentences = map[string]func(value string, fe validator.FieldError) string{
 	"required":          fixed("is required"),
+	"required_if":       withFlag("is required with --%s"),
+	"excluded_unless":   withFlag("is used only with --%s"),
 	"no_userinfo":       fixed("must not carry a user name or password: the URL would be logged and sent in clear"),
 	"excludesall":       fixed("must be a single scope"),
 	"listen_addr":       valueIs("%s is not a host:port listen address"),
@@ -91,6 +93,15 @@ var tagSentences = map[string]func(value string, fe validator.FieldError) string
 	"gt":  outOfRange,
 	"gte": outOfRange,
 	"lte": outOfRange,
+}
+
+// withFlag names the flag a conditional rule depends on: its field's name
+// in lower case, as the flag tags spell the boolean ones (DPoP: --dpop).
+func withFlag(format string) func(string, validator.FieldError) string {
+	return func(_ string, fe validator.FieldError) string {
+		field, _, _ := strings.Cut(fe.Param(), " ")
+		return fmt.Sprintf(format, strings.ToLower(field))
+	}
 }
 
 func fixed(sentence string) func(string, validator.FieldError) string {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/trustchain/trustchain/domain"
 )
 
 // defaultHTTPTimeout bounds each call to the issuer; the wait for the user
@@ -65,6 +67,10 @@ func (c Config) validate() error {
 	var errs []error
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("issuer %q must be an absolute http(s) URL", c.Issuer))
+	} else if u.Scheme == "http" && !domain.IsLoopbackHost(u.Hostname()) {
+		// As strict as the roles: a token fetched in clear text could be
+		// read on the way.
+		errs = append(errs, fmt.Errorf("issuer %q must use https (http only on loopback)", c.Issuer))
 	}
 	if c.ClientID == "" {
 		errs = append(errs, errors.New("client ID is required"))
@@ -81,8 +87,21 @@ func (c Config) validate() error {
 // Login runs the device authorization grant and returns the user's access
 // token. It prints where to log in to cfg.Prompt, then polls the token
 // endpoint as often as the issuer allows until the user has logged in,
-// denied, or the code expired, or ctx ends.
+// denied, or the code expired, or ctx ends; then it prints to cfg.Prompt
+// one line naming the token's subject and scopes. Everything of the
+// issuer's it prints, error texts included, is made terminal-safe.
 func Login(ctx context.Context, cfg Config) (string, error) {
+	token, err := login(ctx, cfg)
+	if err != nil {
+		return "", safeError{err}
+	}
+	if err := writeSummary(cfg.Prompt, token, cfg.Scopes); err != nil {
+		return "", fmt.Errorf("show the login summary: %w", err)
+	}
+	return token, nil
+}
+
+func login(ctx context.Context, cfg Config) (string, error) {
 	if err := cfg.validate(); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -95,7 +114,7 @@ func Login(ctx context.Context, cfg Config) (string, error) {
 
 	provider, err := oidc.NewProvider(ctx, cfg.Issuer)
 	if err != nil {
-		return "", fmt.Errorf("discover issuer %s: %w", cfg.Issuer, err)
+		return "", fmt.Errorf("discover issuer %s: %w%s", cfg.Issuer, err, slashHint(cfg.Issuer, err))
 	}
 	endpoint := provider.Endpoint() // carries device_authorization_endpoint
 	if endpoint.DeviceAuthURL == "" {
@@ -133,12 +152,23 @@ func Login(ctx context.Context, cfg Config) (string, error) {
 	return tok.AccessToken, nil
 }
 
+// slashHint is the likely fix when discovery fails because the issuer
+// names itself with a trailing slash the flag lacks (Auth0, Hydra).
+func slashHint(issuer string, err error) string {
+	var mismatch *oidc.IssuerMismatchError
+	if !errors.As(err, &mismatch) || strings.HasSuffix(issuer, "/") {
+		return ""
+	}
+	return fmt.Sprintf("; hint: the issuer names itself %q; give --oidc-issuer exactly that, trailing slash included", mismatch.Discovered)
+}
+
 func writePrompt(w io.Writer, da *oauth2.DeviceAuthResponse) error {
 	where := da.VerificationURIComplete
 	if where == "" {
 		where = da.VerificationURI
 	}
-	_, err := fmt.Fprintf(w, "To log in, open this address in a browser and confirm the code:\n\n    %s\n\nYour code: %s\nWaiting for you to log in…\n", where, da.UserCode)
+	_, err := fmt.Fprintf(w, "To log in, open this address in a browser and confirm the code:\n\n    %s\n\nYour code: %s\nWaiting for you to log in…\n",
+		terminalSafe(where), terminalSafe(da.UserCode))
 	return err
 }
 

@@ -186,6 +186,95 @@ func TestLoginEndToEnd(t *testing.T) {
 	if strings.Contains(prompt.String(), token) {
 		t.Error("the prompt shows the token")
 	}
+	if !strings.HasSuffix(prompt.String(), "\nlogged in as auth0|alice; scopes openid profile read:products\n") {
+		t.Errorf("the prompt does not end with the summary:\n%s", prompt)
+	}
+}
+
+// TestLoginWarnsOfAMissingScope: alice may not write; asking for it gets a
+// token without it, and a warning.
+func TestLoginWarnsOfAMissingScope(t *testing.T) {
+	iss, _ := newIssuer(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	prompt := newPrompt()
+	user := playUser(ctx, prompt, "approve", "alice", alicePassword)
+	cfg := config(iss, prompt)
+	cfg.Scopes = append(cfg.Scopes, "write:products")
+	if _, err := oauthlogin.Login(ctx, cfg); err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	if err := <-user; err != nil {
+		t.Fatalf("user: %v", err)
+	}
+	if want := "logged in as auth0|alice; scopes openid profile read:products (warning: the token does not grant write:products, asked with --scope)\n"; !strings.HasSuffix(prompt.String(), want) {
+		t.Errorf("the prompt does not end with %q:\n%s", want, prompt)
+	}
+}
+
+// TestLoginEscapesTheIssuersText: an issuer that writes terminal escape
+// sequences in its user code, its address and its error description
+// gets them printed as text, in the prompt and in the error.
+func TestLoginEscapesTheIssuersText(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q,"device_authorization_endpoint":%q}`,
+				srv.URL+"/", srv.URL+"/authorize", srv.URL+"/token", srv.URL+"/jwks", srv.URL+"/device")
+		case "/device":
+			fmt.Fprint(w, `{"device_code":"dc","user_code":"AB\u001b[2JCD","verification_uri":"https://evil.example/\u001b]0;pwned\u0007\u202e","expires_in":60,"interval":1}`)
+		case "/token":
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"access_denied","error_description":"denied\u001b[31m\u009b2J"}`)
+		}
+	}))
+	defer srv.Close()
+	prompt := newPrompt()
+	_, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
+		Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: prompt,
+	})
+	if !errors.Is(err, oauthlogin.ErrAccessDenied) {
+		t.Fatalf("Login = %v, want ErrAccessDenied", err)
+	}
+	for what, text := range map[string]string{"prompt": prompt.String(), "error": err.Error()} {
+		if strings.ContainsAny(text, "\x1b\x07\u009b\u202e") {
+			t.Errorf("the %s carries the issuer's control characters: %q", what, text)
+		}
+	}
+	if !strings.Contains(prompt.String(), `Your code: AB\x1b[2JCD`) || !strings.Contains(err.Error(), `denied\x1b[31m\u009b2J`) {
+		t.Errorf("the issuer's text is not shown escaped:\n%s\n%s", prompt, err)
+	}
+
+	// go-oidc puts a failed discovery's body in its error as it came.
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprint(w, "down\x1b]0;pwned\x07\x1b[2J")
+	}))
+	defer broken.Close()
+	_, err = oauthlogin.Login(t.Context(), oauthlogin.Config{Issuer: broken.URL + "/", ClientID: cliClient, Audience: audience, Prompt: newPrompt()})
+	if err == nil || strings.ContainsAny(err.Error(), "\x1b\x07") || !strings.Contains(err.Error(), `down\x1b]0;pwned\a\x1b[2J`) {
+		t.Errorf("Login = %q, want the issuer's body escaped", err)
+	}
+}
+
+// TestLoginHintsAtTheTrailingSlash: the demo issuer, like Auth0 and
+// Hydra, names itself with a trailing slash; without it discovery fails
+// on iss, with a hint.
+func TestLoginHintsAtTheTrailingSlash(t *testing.T) {
+	iss, _ := newIssuer(t)
+	cfg := config(iss, newPrompt())
+	cfg.Issuer = strings.TrimSuffix(iss.Issuer(), "/")
+	_, err := oauthlogin.Login(t.Context(), cfg)
+	var mismatch *oidc.IssuerMismatchError
+	if !errors.As(err, &mismatch) || !strings.Contains(err.Error(), fmt.Sprintf("hint: the issuer names itself %q", iss.Issuer())) {
+		t.Fatalf("Login = %v, want an iss mismatch with a hint", err)
+	}
+	cfg.Issuer = iss.Issuer() + "other/"
+	if _, err := oauthlogin.Login(t.Context(), cfg); err == nil || strings.Contains(err.Error(), "hint") {
+		t.Fatalf("Login = %v, want an error without the slash hint", err)
+	}
 }
 
 func TestLoginEnds(t *testing.T) {
@@ -304,6 +393,8 @@ func TestLoginRejectsBadConfig(t *testing.T) {
 		{"no client", func(c *oauthlogin.Config) { c.ClientID = "" }},
 		{"no audience", func(c *oauthlogin.Config) { c.Audience = "" }},
 		{"no prompt", func(c *oauthlogin.Config) { c.Prompt = nil }},
+		{"http off loopback", func(c *oauthlogin.Config) { c.Issuer = "http://tenant.example/" }},
+		{"http on a name that resolves anywhere", func(c *oauthlogin.Config) { c.Issuer = "http://127.0.0.1.nip.io/" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

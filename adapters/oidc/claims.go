@@ -111,7 +111,7 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil || !(f >= math.MinInt64 && f < math.MaxInt64) {
-		return fmt.Errorf("%s is not within int64 seconds", b)
+		return errors.New("is not within int64 seconds") // b may be long: not repeated
 	}
 	*d = numericDate(math.Floor(f))
 	return nil

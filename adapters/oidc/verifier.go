@@ -40,10 +40,10 @@ const (
 	maxTokenBytes = 16 << 10
 )
 
-// SigningAlgs are the algorithms Config.SigningAlgs may name: RSA
+// signingAlgs are the algorithms Config.SigningAlgs may name: RSA
 // (PKCS#1 v1.5 and PSS), ECDSA on its named curve, and Ed25519. Never HMAC
 // or none: a verifier that knows only public keys must not accept them.
-var SigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+var signingAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // DefaultScopeClaims are the claims that carry granted scopes at the
 // common issuers: scope (RFC 9068, Auth0, Keycloak), scp (an array at Okta
@@ -72,8 +72,8 @@ type Config struct {
 	// use this long after the last fetch, and a flood of unknown kids makes
 	// at most one fetch per interval. Default 5s: 12 a minute.
 	MinRefreshInterval time.Duration
-	// SigningAlgs are the algorithms tokens may be signed with, from
-	// SigningAlgs. Default RS256.
+	// SigningAlgs are the algorithms tokens may be signed with: RS256/384/512,
+	// PS256/384/512, ES256/384/512 or EdDSA. Default RS256.
 	SigningAlgs []string
 	// ScopeClaims name the claims that carry granted scopes, each a
 	// space-delimited string or an array of strings. Default
@@ -120,8 +120,8 @@ func (c Config) validate() error {
 func (c Config) tokenRuleErrors() []error {
 	var errs []error
 	for _, alg := range c.SigningAlgs {
-		if !slices.Contains(SigningAlgs, alg) {
-			errs = append(errs, fmt.Errorf("signing algorithm %q is not one of %s", alg, strings.Join(SigningAlgs, ", ")))
+		if !slices.Contains(signingAlgs, alg) {
+			errs = append(errs, fmt.Errorf("signing algorithm %q is not one of %s", alg, strings.Join(signingAlgs, ", ")))
 		}
 	}
 	if slices.Contains(c.ScopeClaims, "") {
@@ -457,10 +457,11 @@ func joseAlgs(algs []string) []jose.SignatureAlgorithm {
 type audience []string
 
 func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
+	if len(b) > 0 && b[0] == '"' { // by the first byte: a failed decode costs an error
+		var one string
+		err := json.Unmarshal(b, &one)
 		*a = audience{one}
-		return nil
+		return err
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -20,7 +21,8 @@ var (
 
 // FuzzTraceHeaders: whatever trace headers a caller sends, what the hop
 // passes on is either nothing or a well-formed context: a W3C traceparent,
-// B3 ids in hex, a bounded tracestate. Garbage never travels down the chain.
+// B3 ids in hex, a bounded tracestate, never B3's debug flag. Garbage never
+// travels down the chain.
 func FuzzTraceHeaders(f *testing.F) {
 	f.Add("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "vendor=x", "", "", "")
 	f.Add("", "", "80f198ee56343ba864fe8b2a57d3eff7", "e457b5a2e4d86bd1", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1")
@@ -28,6 +30,8 @@ func FuzzTraceHeaders(f *testing.F) {
 	f.Add("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "", "", "", "")
 	f.Add("01-00000000000000000000000000000001-0000000000000001-02", "", "", "", "")
 	f.Add("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff-extra", "", "", "", "")
+	f.Add("", "", "", "", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d")
+	f.Add("", "", "", "", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-d-e457b5a2e4d86bd1")
 	p := telemetry.NewPropagator()
 	f.Fuzz(func(t *testing.T, traceparent, tracestate, b3trace, b3span, b3single string) {
 		in := http.Header{}
@@ -49,9 +53,12 @@ func FuzzTraceHeaders(f *testing.F) {
 				t.Fatalf("%s %q passed on", h, v)
 			}
 		}
+		if v := out.Get("B3"); v == "d" || strings.HasSuffix(v, "-d") {
+			t.Fatalf("b3 %q passes the debug flag on", v)
+		}
 		for k := range out {
 			switch k {
-			case "Traceparent", "Tracestate", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Sampled", "X-B3-Flags", "B3":
+			case "Traceparent", "Tracestate", "X-B3-Traceid", "X-B3-Spanid", "X-B3-Sampled", "B3":
 			default:
 				t.Fatalf("the propagator wrote %s", k)
 			}

@@ -101,7 +101,7 @@ type Tracing struct {
 // baggage an outside client sends to every hop behind it.
 func NewPropagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(
-		b3OnlyWithContext{b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader | b3.B3SingleHeader))},
+		b3OnlyWithContext{withoutB3Debug{b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader | b3.B3SingleHeader))}},
 		boundedTraceState{propagation.TraceContext{}},
 	)
 }
@@ -116,6 +116,38 @@ func (p b3OnlyWithContext) Inject(ctx context.Context, carrier propagation.TextM
 	if trace.SpanContextFromContext(ctx).IsValid() {
 		p.TextMapPropagator.Inject(ctx, carrier)
 	}
+}
+
+// withoutB3Debug hides B3's debug flag from the B3 propagator, which
+// would otherwise read "x-b3-flags: 1" or a "d" in the single b3 header as
+// "sampled", overriding every hop's sampler, and write the flag on to
+// every hop below. The trace and span ids are still read; a "d" counts as
+// no sampling decision, as an absent flag does. So the flag never reaches
+// the next hop either: nothing is extracted for Inject to write.
+type withoutB3Debug struct{ propagation.TextMapPropagator }
+
+func (p withoutB3Debug) Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	return p.TextMapPropagator.Extract(ctx, b3WithoutDebug{carrier})
+}
+
+type b3WithoutDebug struct{ propagation.TextMapCarrier }
+
+func (c b3WithoutDebug) Get(key string) string {
+	v := c.TextMapCarrier.Get(key)
+	switch strings.ToLower(key) {
+	case "x-b3-flags":
+		return ""
+	case "b3":
+		// {trace}-{span}-d[-{parent}] or a lone "d": keep the ids. The
+		// parent id is unused, and B3 has no form with it but no state.
+		if v == "d" {
+			return ""
+		}
+		if parts := strings.SplitN(v, "-", 4); len(parts) >= 3 && parts[2] == "d" {
+			return parts[0] + "-" + parts[1]
+		}
+	}
+	return v
 }
 
 // maxTraceState is the longest tracestate taken from a caller. W3C asks

@@ -721,3 +721,63 @@ func TestSpansOfOddRequests(t *testing.T) {
 		t.Errorf("url.full %q carries the credentials", full)
 	}
 }
+
+// TestB3DebugDoesNotForceSampling runs a hop with parentbased_always_off,
+// which records only what its caller sampled. B3's debug flag implies
+// "sampled" and would make it record (and write the flag on to the next
+// hop); it is ignored, while the trace ids it came with are still
+// continued. A plain sampled flag is the caller's to set, as the README
+// says, and is followed: the control case shows the setup records at all.
+func TestB3DebugDoesNotForceSampling(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        http.Header
+		wantSpans int
+	}{
+		{"x-b3-flags: 1", http.Header{"X-B3-Traceid": {inTraceID}, "X-B3-Spanid": {inSpanID}, "X-B3-Flags": {"1"}}, 0},
+		{"x-b3-flags: 1 over x-b3-sampled: 0", http.Header{"X-B3-Traceid": {inTraceID}, "X-B3-Spanid": {inSpanID}, "X-B3-Sampled": {"0"}, "X-B3-Flags": {"1"}}, 0},
+		{"b3 with d", http.Header{"B3": {inTraceID + "-" + inSpanID + "-d"}}, 0},
+		{"b3 with d and a parent", http.Header{"B3": {inTraceID + "-" + inSpanID + "-d-" + inSpanID}}, 0},
+		{"control: x-b3-sampled: 1", http.Header{"X-B3-Traceid": {inTraceID}, "X-B3-Spanid": {inSpanID}, "X-B3-Sampled": {"1"}}, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exp := tracetest.NewInMemoryExporter()
+			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+				ServiceName: "b3-test", Exporter: exp, Flags: telemetry.TracingFlags{Sampler: "parentbased_always_off"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+			var (
+				mu  sync.Mutex
+				out http.Header
+			)
+			next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				out = r.Header.Clone()
+				mu.Unlock()
+			}))
+			t.Cleanup(next.Close)
+			client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
+			hop := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				get(t, client, r.Context(), next.URL, nil)
+			}))))
+			t.Cleanup(hop.Close)
+
+			get(t, http.DefaultClient, context.Background(), hop.URL+"/products", tc.in)
+
+			if got := len(exp.GetSpans()); got != tc.wantSpans {
+				t.Errorf("exported %d spans, want %d", got, tc.wantSpans)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			wantHeader(t, out, "X-B3-Traceid", inTraceID)
+			wantHeader(t, out, "X-B3-Flags", "")
+			if b3 := out.Get("B3"); strings.HasSuffix(b3, "-d") || strings.Contains(b3, "-d-") {
+				t.Errorf("b3 = %q passes the debug flag on", b3)
+			}
+		})
+	}
+}

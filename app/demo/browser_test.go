@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,14 +12,18 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/trustchain/trustchain/app"
+	"github.com/trustchain/trustchain/app/demo"
 	"github.com/trustchain/trustchain/internal/testkit/browsertest"
 	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
 
 // TestBrowserLogsInAndSeesTheChain is the demo as a person meets it, in
 // headless Chromium, against the real chain (A, C and B over mTLS): log in
-// at the issuer's form, call A, see the catalogue and every hop's decision,
-// then each refusal.
+// at the issuer's form, and the page has already called A: the catalogue
+// and every hop's verdict drawn as the chain. Then each refusal, and bob by
+// the shortcut. It takes the screenshots at 390 and 1280 px (copied to
+// $BROWSERTEST_SCREENSHOTS when set), finds no horizontal scrolling and no
+// console error.
 func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	d, out := startDemo(t, nil)
 	if !strings.Contains(out.String(), d.UIURL()) {
@@ -32,34 +37,129 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 		passwords[u.Name] = u.Password
 	}
 	ctx := browsertest.New(t)
+	consoleErrors := browsertest.ConsoleErrors(ctx, t)
 
 	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(d.UIURL()))
-	browsertest.SeeText(ctx, t, "before login", "Not logged in")
+	browsertest.SeeText(ctx, t, "before login", "Not logged in", "Log in as bob")
+	if banner := countOf(ctx, t, "#peer-auth-off"); banner != 0 {
+		t.Fatal("the page says workload identity is off, with --peer-auth mtls")
+	}
+	browsertest.Screenshot(ctx, t, 1280, "page-1280-start")
 	browsertest.LogIn(ctx, t, "alice", passwords["alice"])
-	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products", "cnf", "jkt")
+	// No button pressed: the page called A on the way back from the login.
+	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products", "200 OK", "Laptop", "request processed at")
+	for id, want := range map[string][]string{
+		"hop-a": {"ok", "DPoP proof", "✓ valid, by the token's key", "✓ valid", "none: A is the edge", "200"},
+		"hop-c": {"ok", "✓ valid", "✓ service-a", "200"},
+		"hop-b": {"ok", "✓ valid", "✓ service-c", "200"},
+		"store": {"ok", "✓ read the products"},
+		"user":  {"ok", "your token + a DPoP proof by this session's key"},
+	} {
+		seeBox(ctx, t, "after alice's login", id, want...)
+	}
+	// The page holds the key; the token is bound to it.
+	browsertest.SeeText(ctx, t, "alice's claims", "cnf", "jkt")
+	browsertest.Screenshot(ctx, t, 390, "page-390")
+	browsertest.Screenshot(ctx, t, 1280, "page-1280")
 
 	for _, s := range []struct {
 		button string
-		want   []string
+		boxes  map[string][]string
 	}{
-		{"call-token", []string{"200 OK", "Laptop", "Mechanical Keyboard", "request processed at",
-			"with your token and a DPoP proof", "A checked the DPoP proof: ok; A checked the token: ok", "C checked the token: ok", "B checked the token: ok", "spiffe://cluster.local/ns/default/sa/service-a", "spiffe://cluster.local/ns/default/sa/service-c"}},
-		{"call-replay", []string{"401 Unauthorized", "A checked the token: bound_as_bearer", `error="invalid_token"`}},
-		{"call-none", []string{"401 Unauthorized", "A checked the token: missing"}},
-		{"call-expired", []string{"401 Unauthorized", "A checked the token: expired"}},
-		{"call-direct-b", []string{"Refused before any HTTP answer"}},
+		// A thief with the token but not the key: A refuses it (RFC 9449 §7.2).
+		{"call-replay", map[string][]string{"hop-a": {"bad", "✗ bound to a key, sent without a proof", "401"}, "hop-c": {"idle", "not reached"},
+			"user": {"bad", "your token as Bearer, without the key"}}},
+		{"call-none", map[string][]string{"hop-a": {"bad", "✗ no token", "401"}, "hop-c": {"idle", "not reached"}}},
+		{"call-expired", map[string][]string{"hop-a": {"bad", "✗ expired", "401"}}},
+		{"call-direct-b", map[string][]string{
+			"hop-a": {"idle", "skipped"},
+			"hop-b": {"bad", "refused in the TLS handshake: the page has no workload certificate", "B accepts only spiffe://cluster.local/ns/default/sa/service-c"},
+		}},
 	} {
 		if status := browsertest.Submit(ctx, t, s.button); status != http.StatusOK {
 			t.Fatalf("%s: page status %d", s.button, status)
 		}
-		browsertest.SeeText(ctx, t, s.button, s.want...)
+		for id, want := range s.boxes {
+			seeBox(ctx, t, s.button, id, want...)
+		}
 	}
+	browsertest.Screenshot(ctx, t, 390, "page-390-direct-b")
 
+	// bob by the shortcut: the issuer's form has his name filled in.
 	browsertest.Submit(ctx, t, "logout")
 	browsertest.SeeText(ctx, t, "after logout", "Not logged in")
-	browsertest.LogIn(ctx, t, "bob", passwords["bob"])
+	browsertest.Submit(ctx, t, "login-bob")
+	if name, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("name").value`)); err != nil || name != "bob" {
+		t.Fatalf("the issuer's form after Log in as bob has name %q (%v), want bob", name, err)
+	}
+	browsertest.Do(ctx, t, "type bob's password", chromedp.SendKeys(chromedp.ID("password"), passwords["bob"]))
+	browsertest.Submit(ctx, t, "login")
+	browsertest.SeeText(ctx, t, "bob, on the way back", "Logged in as auth0|bob", "403 Forbidden", "insufficient_scope")
+	seeBox(ctx, t, "bob", "hop-a", "bad", "✗ lacks the permission", "403")
+	browsertest.Screenshot(ctx, t, 1280, "page-1280-bob")
+
+	if errs := consoleErrors(); len(errs) > 0 {
+		t.Fatalf("the browser reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestBrowserPeerAuthOff: with --peer-auth off the page says so, does not
+// claim that C and B check the caller, and draws the unchecked callers in
+// amber; calling B directly succeeds.
+func TestBrowserPeerAuthOff(t *testing.T) {
+	d, _ := startDemo(t, func(dc *demo.Config) { dc.PeerAuth = app.PeerAuthOff })
+	ctx := browsertest.New(t)
+	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(d.UIURL()))
+	browsertest.SeeText(ctx, t, "the banner", "Workload identity is off", "calling B directly succeeds")
+	if text := browsertest.Text(ctx, t); strings.Contains(text, "C and B also check which workload calls them") {
+		t.Fatalf("with --peer-auth off the page still claims the callers are checked:\n%s", text)
+	}
+	seeBox(ctx, t, "before a call", "hop-b", "idle", "! not checked: workload identity is off")
+	browsertest.Submit(ctx, t, "call-direct-b")
+	browsertest.SeeText(ctx, t, "B directly", "401 Unauthorized")
+	browsertest.LogIn(ctx, t, "alice", passwordOf(d, "alice"))
+	browsertest.Submit(ctx, t, "call-direct-b")
+	browsertest.SeeText(ctx, t, "B directly with alice's token", "200 OK")
+	seeBox(ctx, t, "B directly with alice's token", "hop-b", "warn", "✓ valid", "! not checked: workload identity is off", "200")
 	browsertest.Submit(ctx, t, "call-token")
-	browsertest.SeeText(ctx, t, "bob calls A", "403 Forbidden", "insufficient_scope")
+	seeBox(ctx, t, "through the chain", "hop-c", "warn", "! not checked: workload identity is off")
+	browsertest.Screenshot(ctx, t, 390, "page-390-peer-auth-off")
+}
+
+func passwordOf(d *demo.Demo, name string) string {
+	for _, u := range d.Users() {
+		if u.Name == name {
+			return u.Password
+		}
+	}
+	return ""
+}
+
+// seeBox fails unless the chain's box with this id has the verdict (its
+// first want, a class) and shows each of the other wants.
+func seeBox(ctx context.Context, t *testing.T, step, id string, want ...string) {
+	t.Helper()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`(() => { const b = document.getElementById(`+strconv.Quote(id)+`); return b ? [b.className, b.textContent] : ["", ""]; })()`))
+	if err != nil {
+		t.Fatalf("%s: read box %s: %v", step, id, err)
+	}
+	if got[0] != "box "+want[0] {
+		t.Fatalf("%s: box %s is %q, want %q; it shows: %s", step, id, got[0], "box "+want[0], got[1])
+	}
+	for _, w := range want[1:] {
+		if !strings.Contains(got[1], w) {
+			t.Fatalf("%s: box %s does not show %q; it shows: %s", step, id, w, got[1])
+		}
+	}
+}
+
+func countOf(ctx context.Context, t *testing.T, selector string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(selector)+`).length`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // promptWriter catches the address `trustchain login` asks the user to open.

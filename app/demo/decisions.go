@@ -14,7 +14,7 @@ import (
 // hopDecisions remembers what each role of the demo decided about recent
 // requests, read from the access-log records as they are written, so the
 // demo page can show the chain at work for the request it just sent. It
-// keeps the last maxDecisions requests.
+// keeps the last maxDecisions requests, and one decision per role of each.
 type hopDecisions struct {
 	mu    sync.Mutex
 	byID  map[string][]page.HopDecision
@@ -53,6 +53,12 @@ func (d *hopDecisions) record(requestID string, dec page.HopDecision) {
 			delete(d.byID, d.order[0])
 			d.order = d.order[1:]
 		}
+	}
+	// One entry per role: a request id is the caller's to choose, so
+	// requests that reuse one must not grow its entry, and the first
+	// decision, the one the page's own call caused, stands.
+	if slices.ContainsFunc(d.byID[requestID], func(h page.HopDecision) bool { return h.Role == dec.Role }) {
+		return
 	}
 	d.byID[requestID] = append(d.byID[requestID], dec)
 }

@@ -218,15 +218,34 @@ func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domai
 // each hop decided.
 func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 	var bClient *http.Client
+	var bCaller string
 	if d.ca != nil {
 		// The page calls B as a caller with no workload identity: it
 		// trusts B's certificate but presents none of its own.
 		b, _ := domain.HopOf(domain.RoleB)
-		id, err := spiffetls.ID(app.Defaults().TrustDomain, app.Defaults().Namespace, b.ServiceAccount)
+		c, _ := domain.HopOf(b.CalledBy)
+		def := app.Defaults()
+		id, err := spiffetls.ID(def.TrustDomain, def.Namespace, b.ServiceAccount)
 		if err != nil {
 			return nil, err
 		}
+		caller, err := spiffetls.ID(def.TrustDomain, def.Namespace, c.ServiceAccount)
+		if err != nil {
+			return nil, err
+		}
+		bCaller = caller.String()
 		bClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: spiffetls.AnonymousClientTLSConfig(d.ca.Bundle(), id)}}
+	}
+	store := "Memory"
+	if d.dc.MySQLDSN != "" {
+		store = "MySQL"
+	}
+	// C and B take a bound token only from a caller proven by workload
+	// identity; with it off, a bound token would not get past C, so the
+	// page's tokens are Bearer tokens then.
+	var sessionKeys func() (page.Prover, error)
+	if d.dc.PeerAuth != app.PeerAuthOff {
+		sessionKeys = sessionKey
 	}
 	return page.New(page.Config{
 		AURL:        d.chain.URL(domain.RoleA),
@@ -237,10 +256,14 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 		Audience:    demoAudience,
 		Scopes:      []string{"openid", "profile", demoScope},
 		LoginHint:   d.userHint(),
+		Shortcuts:   []string{issuer.DemoReader, issuer.DemoVisitor},
+		PeerAuthOff: d.dc.PeerAuth == app.PeerAuthOff,
+		BCaller:     bCaller,
+		Store:       store,
 		BClient:     bClient,
 		Decisions:   decisions,
 		Expired:     expiredTokens{d.issuer},
-		DPoP:        sessionKey,
+		DPoP:        sessionKeys,
 	})
 }
 

@@ -118,7 +118,9 @@ func (iss *Issuer) serveAuthorizeForm(w http.ResponseWriter, r *http.Request) {
 		iss.refuseAuthorize(w, r, req, err)
 		return
 	}
-	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields()})
+	// login_hint (OpenID Connect Core §3.1.2.1) fills in the name, as
+	// Auth0's Universal Login does.
+	renderPage(w, http.StatusOK, "login", loginPage{Audience: req.audience, Client: req.clientID, Fields: req.fields(), Name: r.URL.Query().Get("login_hint")})
 }
 
 func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
@@ -133,11 +135,12 @@ func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PostForm.Get("name")
-	user, ok := iss.authenticate(name, r.PostForm.Get("password"))
-	if !ok {
-		renderPage(w, http.StatusUnauthorized, "login", loginPage{
+	user, err := iss.authenticate(name, r.PostForm.Get("password"))
+	if err != nil {
+		status, message := refuseLogin(w, err)
+		renderPage(w, status, "login", loginPage{
 			Audience: req.audience, Client: req.clientID, Fields: req.fields(),
-			Name: name, Error: "Wrong name or password.",
+			Name: name, Error: message,
 		})
 		return
 	}
@@ -151,10 +154,6 @@ func (iss *Issuer) serveAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 		challenge:   req.challenge,
 		expires:     now.Add(codeTTL),
 	})
-	if errors.Is(err, errPendingFull) {
-		iss.refuseAuthorize(w, r, req, &authorizeError{code: "temporarily_unavailable", description: "Too many logins under way; try again shortly.", redirect: true})
-		return
-	}
 	if err != nil {
 		iss.refuseAuthorize(w, r, req, &authorizeError{code: "server_error", description: "Could not issue a code.", redirect: true})
 		return
@@ -191,8 +190,14 @@ func withQuery(rawURL string, q url.Values) string {
 
 // exchangeCode is the token endpoint's authorization_code grant.
 func (iss *Issuer) exchangeCode(w http.ResponseWriter, req tokenRequest) {
-	if _, ok := iss.clients[req.ClientID]; !ok {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Unknown client.")
+	// The code is spent first: any exchange that names it, however it
+	// fails, uses it up, so a failed one cannot be followed by a guess.
+	var code authCode
+	found := false
+	if req.Code != "" {
+		code, found = iss.pending.takeCode(iss.cfg.Now(), req.Code)
+	}
+	if !iss.publicClient(w, req) {
 		return
 	}
 	if req.Code == "" || req.CodeVerifier == "" || req.RedirectURI == "" {
@@ -203,9 +208,8 @@ func (iss *Issuer) exchangeCode(w http.ResponseWriter, req tokenRequest) {
 		writeAudienceError(w, req.Audience)
 		return
 	}
-	code, ok := iss.pending.takeCode(iss.cfg.Now(), req.Code)
 	switch {
-	case !ok:
+	case !found:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "Invalid, expired or already used authorization code.")
 	case code.login.clientID != req.ClientID:
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "The code was issued to another client.")

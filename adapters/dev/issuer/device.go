@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -40,11 +39,6 @@ func (iss *Issuer) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 		interval: iss.cfg.DeviceInterval,
 		lastPoll: now, // the first poll must wait an interval too
 	})
-	if errors.Is(err, errPendingFull) {
-		w.Header().Set("Retry-After", "60")
-		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Too many device logins under way; try again shortly.")
-		return
-	}
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "Could not issue a device code.")
 		return
@@ -63,8 +57,7 @@ func (iss *Issuer) serveDeviceCode(w http.ResponseWriter, r *http.Request) {
 // exchangeDeviceCode is the token endpoint's device_code grant
 // (RFC 8628 §3.4, §3.5).
 func (iss *Issuer) exchangeDeviceCode(w http.ResponseWriter, req tokenRequest) {
-	if _, ok := iss.clients[req.ClientID]; !ok {
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Unknown client.")
+	if !iss.publicClient(w, req) {
 		return
 	}
 	if req.DeviceCode == "" {
@@ -112,10 +105,11 @@ func (iss *Issuer) serveActivate(w http.ResponseWriter, r *http.Request) {
 		renderMessage(w, http.StatusOK, "Access denied", "The device was not connected. You can close this page.")
 		return
 	}
-	user, ok := iss.authenticate(f.Get("name"), f.Get("password"))
-	if !ok {
-		page.Error = "Wrong name or password."
-		renderPage(w, http.StatusUnauthorized, "activate", page)
+	user, err := iss.authenticate(f.Get("name"), f.Get("password"))
+	if err != nil {
+		status, message := refuseLogin(w, err)
+		page.Error = message
+		renderPage(w, status, "activate", page)
 		return
 	}
 	if err := iss.pending.decide(now, f.Get("user_code"), &user); err != nil {

@@ -238,24 +238,36 @@ func TestActivatePageRefusals(t *testing.T) {
 	}
 }
 
-func TestDeviceGrantsAreBounded(t *testing.T) {
+// TestDeviceCodeFloodLocksNoOneOut is issue 19's flood: 1,000 anonymous
+// POST /oauth/device/code neither refuse the next device login nor stop
+// it from finishing, and the store stays bounded: the oldest grant no one
+// approved makes room.
+func TestDeviceCodeFloodLocksNoOneOut(t *testing.T) {
 	clock := newClock()
 	_, srv := newServer(t, withClock(clock))
+	approved := startDevice(t, srv.URL)
+	if r := activate(t, srv.URL, approved.UserCode, "approve", "alice", alicePassword); r.status != http.StatusOK {
+		t.Fatalf("approve: %d %s", r.status, r.body)
+	}
+	var first deviceCode
 	for i := range 1000 {
-		if r := postForm(t, srv.URL+"/oauth/device/code", deviceParams()); r.status != http.StatusOK {
-			t.Fatalf("device code %d: %d %s", i+1, r.status, r.body)
+		dc := startDevice(t, srv.URL)
+		if i == 0 {
+			first = dc
 		}
 	}
-	r := postForm(t, srv.URL+"/oauth/device/code", deviceParams())
-	if r.status != http.StatusServiceUnavailable || r.oauthError(t) != "temporarily_unavailable" || r.header.Get("Retry-After") == "" {
-		t.Fatalf("device code 1001: %d %s", r.status, r.body)
+	clock.Advance(5 * time.Second)
+	if r := poll(t, srv.URL, cliClient, first.DeviceCode); r.status != http.StatusBadRequest || r.oauthError(t) != "invalid_grant" {
+		t.Fatalf("the flood's first grant is still held after 1,000 more: %d %s", r.status, r.body)
 	}
-	// Expired grants are kept a few minutes to answer expired_token, then
-	// make room.
-	clock.Advance(15 * time.Minute)
-	if r := postForm(t, srv.URL+"/oauth/device/code", deviceParams()); r.status != http.StatusServiceUnavailable {
-		t.Fatalf("room was made before the grants expired: %d", r.status)
+	decodeTokens(t, poll(t, srv.URL, cliClient, approved.DeviceCode)) // an approved grant outlives the flood
+
+	// A minute later, as at once, a person's device login goes through.
+	clock.Advance(time.Minute)
+	dc := startDevice(t, srv.URL)
+	if r := activate(t, srv.URL, dc.UserCode, "approve", "alice", alicePassword); r.status != http.StatusOK {
+		t.Fatalf("approve after the flood: %d %s", r.status, r.body)
 	}
-	clock.Advance(6 * time.Minute)
-	startDevice(t, srv.URL)
+	clock.Advance(5 * time.Second)
+	decodeTokens(t, poll(t, srv.URL, cliClient, dc.DeviceCode))
 }

@@ -291,6 +291,9 @@ type tokenRequest struct {
 	CodeVerifier string `json:"code_verifier"`
 	RedirectURI  string `json:"redirect_uri"`
 	DeviceCode   string `json:"device_code"`
+	// basicAuth records that the client authenticated with HTTP Basic, so
+	// a refusal names that scheme in its challenge (RFC 6749 §5.2).
+	basicAuth bool
 
 	jkt string // the thumbprint of the DPoP key to bind the token to, or ""
 }
@@ -303,6 +306,11 @@ type tokenResponse struct {
 	Scope       string `json:"scope"`
 }
 
+// serveToken answers the token endpoint with RFC 6749 §5.2's errors:
+// invalid_request for a malformed request, unsupported_grant_type for a
+// grant this issuer does not know, invalid_client (401) for a client that
+// fails to authenticate, unauthorized_client for a grant the client may
+// not use, and invalid_grant for a code that is not good.
 func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
 	req, err := readTokenRequest(r)
@@ -315,25 +323,24 @@ func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch req.GrantType {
+	case grantTypeClientCredentials:
+		iss.clientCredentials(w, req)
 	case grantTypeAuthorizationCode:
 		iss.exchangeCode(w, req)
 	case grantTypeDeviceCode:
 		iss.exchangeDeviceCode(w, req)
+	case "":
+		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required.")
 	default:
-		iss.clientCredentials(w, req)
+		writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "This issuer does not support that grant type.")
 	}
 }
 
 func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
-	// Auth0 authenticates the client first, so a bad secret never reveals
-	// which grants or audiences exist.
+	// The client is authenticated first, so a bad secret never reveals
+	// which audiences exist.
 	if !iss.clientMatches(req.ClientID, req.ClientSecret) {
-		writeOAuthError(w, http.StatusUnauthorized, "access_denied", "Unauthorized")
-		return
-	}
-	if req.GrantType != grantTypeClientCredentials {
-		writeOAuthError(w, http.StatusForbidden, "unsupported_grant_type",
-			fmt.Sprintf("Grant type '%s' not allowed for the client.", req.GrantType))
+		writeClientError(w, req)
 		return
 	}
 	if req.Audience != iss.cfg.Audience {
@@ -353,6 +360,32 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
 		Scope:       claims["scope"].(string),
 	})
+}
+
+// publicClient reports whether req comes from a registered public client,
+// answering the refusal when it does not: the machine client may not use
+// the user grants (unauthorized_client), anyone else is unknown
+// (invalid_client).
+func (iss *Issuer) publicClient(w http.ResponseWriter, req tokenRequest) bool {
+	if _, ok := iss.clients[req.ClientID]; ok {
+		return true
+	}
+	if iss.clientMatches(req.ClientID, req.ClientSecret) {
+		writeOAuthError(w, http.StatusBadRequest, "unauthorized_client", "The client may not use this grant type.")
+		return false
+	}
+	writeClientError(w, req)
+	return false
+}
+
+// writeClientError answers a client that failed to authenticate: 401
+// invalid_client, with a Basic challenge when it tried Basic, as RFC 6749
+// §5.2 requires.
+func writeClientError(w http.ResponseWriter, req tokenRequest) {
+	if req.basicAuth {
+		w.Header().Set("WWW-Authenticate", `Basic realm="trustchain demo issuer", charset="UTF-8"`)
+	}
+	writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed.")
 }
 
 func readTokenRequest(r *http.Request) (tokenRequest, error) {
@@ -379,9 +412,19 @@ func readTokenRequest(r *http.Request) (tokenRequest, error) {
 			DeviceCode:   f.Get("device_code"),
 		}
 	}
-	// Auth0 also takes the credentials as HTTP Basic (client_secret_basic).
-	if id, secret, ok := r.BasicAuth(); ok && req.ClientID == "" && req.ClientSecret == "" {
-		req.ClientID, req.ClientSecret = id, secret
+	// The credentials may also come as HTTP Basic (client_secret_basic),
+	// form-encoded first (RFC 6749 §2.3.1); using two methods at once is
+	// a malformed request.
+	if rawID, rawSecret, ok := r.BasicAuth(); ok {
+		id, errID := url.QueryUnescape(rawID)
+		secret, errSecret := url.QueryUnescape(rawSecret)
+		if errID != nil || errSecret != nil {
+			return tokenRequest{}, errors.New("the Basic credentials are not form-encoded")
+		}
+		if req.ClientSecret != "" || (req.ClientID != "" && req.ClientID != id) {
+			return tokenRequest{}, errors.New("the client authenticated in more than one way")
+		}
+		req.ClientID, req.ClientSecret, req.basicAuth = id, secret, true
 	}
 	return req, nil
 }

@@ -123,9 +123,12 @@ func TestTokenEndpoint(t *testing.T) {
 		wantError  string
 	}{
 		{"success", good, http.StatusOK, ""},
-		{"wrong secret", with("client_secret", "nope"), http.StatusUnauthorized, "access_denied"},
-		{"wrong client", with("client_id", "other"), http.StatusUnauthorized, "access_denied"},
-		{"wrong grant", with("grant_type", "password"), http.StatusForbidden, "unsupported_grant_type"},
+		{"wrong secret", with("client_secret", "nope"), http.StatusUnauthorized, "invalid_client"},
+		{"wrong client", with("client_id", "other"), http.StatusUnauthorized, "invalid_client"},
+		{"no secret", with("client_secret", ""), http.StatusUnauthorized, "invalid_client"},
+		{"unknown grant", with("grant_type", "password"), http.StatusBadRequest, "unsupported_grant_type"},
+		{"no grant", with("grant_type", ""), http.StatusBadRequest, "invalid_request"},
+		{"machine client on a user grant", with("grant_type", "authorization_code"), http.StatusBadRequest, "unauthorized_client"},
 		{"unknown audience", with("audience", "https://other.test"), http.StatusForbidden, "access_denied"},
 	}
 	for _, tt := range tests {
@@ -157,11 +160,67 @@ func TestTokenEndpoint(t *testing.T) {
 				if oauthErr["error"] != tt.wantError || oauthErr["error_description"] == "" {
 					t.Fatalf("error body = %v, want error %q", oauthErr, tt.wantError)
 				}
-				if tt.wantStatus == http.StatusUnauthorized && oauthErr["error_description"] != "Unauthorized" {
-					t.Fatalf("error_description = %q, want Unauthorized", oauthErr["error_description"])
+				if len(oauthErr) != 2 {
+					t.Fatalf("error body = %v, want error and error_description only", oauthErr)
 				}
 			})
 		}
+	}
+}
+
+// TestTokenEndpointClientAuthentication: a client that fails HTTP Basic
+// authentication gets 401 invalid_client with a Basic challenge (RFC 6749
+// §5.2); one that sent its secret in the body gets no challenge; Basic
+// credentials are form-decoded; two methods at once are invalid_request.
+// Every answer is no-store.
+func TestTokenEndpointClientAuthentication(t *testing.T) {
+	_, srv := newServer(t)
+	form := url.Values{"grant_type": {"client_credentials"}, "audience": {audience}}
+	tests := []struct {
+		name          string
+		fields        url.Values
+		basicID       string
+		basicSecret   string
+		wantStatus    int
+		wantError     string
+		wantChallenge bool
+	}{
+		{"basic", form, url.QueryEscape(clientID), url.QueryEscape(clientSecret), http.StatusOK, "", false},
+		{"basic, wrong secret", form, clientID, "nope", http.StatusUnauthorized, "invalid_client", true},
+		{"basic, unknown client", form, "other", clientSecret, http.StatusUnauthorized, "invalid_client", true},
+		{"body, wrong secret", url.Values{"grant_type": {"client_credentials"}, "audience": {audience}, "client_id": {clientID}, "client_secret": {"nope"}},
+			"", "", http.StatusUnauthorized, "invalid_client", false},
+		{"basic and a body secret", url.Values{"grant_type": {"client_credentials"}, "audience": {audience}, "client_secret": {clientSecret}},
+			clientID, clientSecret, http.StatusBadRequest, "invalid_request", false},
+		{"basic, unknown grant", url.Values{"grant_type": {"password"}}, clientID, clientSecret, http.StatusBadRequest, "unsupported_grant_type", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL+"/oauth/token", strings.NewReader(tt.fields.Encode()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tt.basicID != "" {
+				req.SetBasicAuth(tt.basicID, tt.basicSecret)
+			}
+			r := do(t, req)
+			if r.status != tt.wantStatus {
+				t.Fatalf("status = %d, want %d; body %s", r.status, tt.wantStatus, r.body)
+			}
+			if got := r.header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", got)
+			}
+			challenge := r.header.Get("WWW-Authenticate")
+			if tt.wantChallenge != (challenge != "") || (tt.wantChallenge && !strings.HasPrefix(challenge, `Basic realm="`)) {
+				t.Errorf("WWW-Authenticate = %q, want a Basic challenge: %v", challenge, tt.wantChallenge)
+			}
+			if tt.wantError != "" {
+				if got := r.oauthError(t); got != tt.wantError {
+					t.Fatalf("error = %q, want %q", got, tt.wantError)
+				}
+			}
+		})
 	}
 }
 

@@ -472,6 +472,7 @@ func TestCodeExchangeErrors(t *testing.T) {
 		{"expired code", func(_ *testing.T, _ url.Values) { clock.Advance(61 * time.Second) }, http.StatusBadRequest, "invalid_grant"},
 		{"unknown code", func(_ *testing.T, f url.Values) { f.Set("code", "not-a-code") }, http.StatusBadRequest, "invalid_grant"},
 		{"no verifier", func(_ *testing.T, f url.Values) { f.Del("code_verifier") }, http.StatusBadRequest, "invalid_request"},
+		{"machine client", func(_ *testing.T, f url.Values) { f.Set("client_id", clientID); f.Set("client_secret", clientSecret) }, http.StatusBadRequest, "unauthorized_client"},
 		{"other API", func(_ *testing.T, f url.Values) { f.Set("audience", "https://other.test") }, http.StatusForbidden, "access_denied"},
 	}
 	for _, tt := range tests {
@@ -490,31 +491,108 @@ func TestCodeExchangeErrors(t *testing.T) {
 	}
 }
 
+// TestEveryFailedExchangeSpendsTheCode: after an exchange that fails in
+// any way (no verifier, another API, an unknown client, a wrong
+// redirect), the right exchange of the same code is invalid_grant.
+func TestEveryFailedExchangeSpendsTheCode(t *testing.T) {
+	_, srv := newServer(t)
+	tokenURL := srv.URL + "/oauth/token"
+	for name, spoil := range map[string]func(url.Values){
+		"no verifier":     func(f url.Values) { f.Del("code_verifier") },
+		"no redirect_uri": func(f url.Values) { f.Del("redirect_uri") },
+		"other API":       func(f url.Values) { f.Set("audience", "https://other.test") },
+		"unknown client":  func(f url.Values) { f.Set("client_id", "nobody") },
+		"other redirect":  func(f url.Values) { f.Set("redirect_uri", webRedirect2) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			verifier, challenge := pkcePair(t)
+			fields := exchangeFields(codeFor(t, srv.URL, authorizeParams(challenge)), verifier)
+			failed := url.Values{}
+			for k, v := range fields {
+				failed[k] = v
+			}
+			spoil(failed)
+			if r := postForm(t, tokenURL, failed); r.status == http.StatusOK {
+				t.Fatalf("the spoiled exchange succeeded: %s", r.body)
+			}
+			r := postForm(t, tokenURL, fields)
+			if r.status != http.StatusBadRequest || r.oauthError(t) != "invalid_grant" {
+				t.Fatalf("the right exchange after a failed one: %d %s, want 400 invalid_grant", r.status, r.body)
+			}
+		})
+	}
+}
+
 func challengeOf(verifier string) string {
 	sum := sha256.Sum256([]byte(verifier))
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func TestAuthorizationCodesAreBounded(t *testing.T) {
+// TestAuthorizeFloodLocksNoOneOut is issue 19's flood: 1,000 logins through
+// POST /authorize (with a demo password, which the demo prints) neither
+// refuse the next login nor push out another user's code, and the store
+// stays bounded: the flood's own oldest codes go.
+func TestAuthorizeFloodLocksNoOneOut(t *testing.T) {
+	_, srv := newServer(t)
+	verifier, challenge := pkcePair(t)
+	params := authorizeParams(challenge)
+	bobQuery := redirectQuery(t, logIn(t, srv.URL, params, "bob", bobPassword), webRedirect)
+	var first string
+	for i := range 1000 {
+		q := redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
+		if q.Get("error") != "" || q.Get("code") == "" {
+			t.Fatalf("login %d of the flood was refused: %v", i+1, q)
+		}
+		if i == 0 {
+			first = q.Get("code")
+		}
+	}
+	if r := postForm(t, srv.URL+"/oauth/token", exchangeFields(first, verifier)); r.status != http.StatusBadRequest || r.oauthError(t) != "invalid_grant" {
+		t.Fatalf("the flood's first code still works after 1,000 more: %d %s", r.status, r.body)
+	}
+	decodeTokens(t, postForm(t, srv.URL+"/oauth/token", exchangeFields(bobQuery.Get("code"), verifier)))
+	decodeTokens(t, postForm(t, srv.URL+"/oauth/token", exchangeFields(codeFor(t, srv.URL, params), verifier)))
+}
+
+// TestPasswordAttemptsAreLimited: five wrong passwords in a minute lock the
+// user out for a minute (429 with Retry-After), even with the right
+// password, on both login forms; other users are not affected, guesses
+// during the lockout do not extend it, and unknown names share one limit.
+func TestPasswordAttemptsAreLimited(t *testing.T) {
 	clock := newClock()
 	_, srv := newServer(t, withClock(clock))
 	_, challenge := pkcePair(t)
 	params := authorizeParams(challenge)
-	var refused url.Values
-	for i := 0; i <= 1000 && refused == nil; i++ {
-		q := redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
-		if q.Get("error") != "" {
-			refused = q
-			if i != 1000 {
-				t.Fatalf("refused after %d codes, want 1000", i)
-			}
+	for i := range 5 {
+		if r := logIn(t, srv.URL, params, "alice", "guess"); r.status != http.StatusUnauthorized {
+			t.Fatalf("wrong password %d: %d, want 401", i+1, r.status)
+		}
+		clock.Advance(10 * time.Second)
+	}
+	r := logIn(t, srv.URL, params, "alice", alicePassword)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "50" || !strings.Contains(string(r.body), "Too many wrong passwords") {
+		t.Fatalf("right password after 5 wrong ones: %d Retry-After %q, want 429 and the 50s left of a minute from the fifth", r.status, r.header.Get("Retry-After"))
+	}
+	dc := startDevice(t, srv.URL)
+	if r := activate(t, srv.URL, dc.UserCode, "approve", "alice", alicePassword); r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("device approval during the lockout: %d, want 429", r.status)
+	}
+	redirectQuery(t, logIn(t, srv.URL, params, "bob", bobPassword), webRedirect) // bob is not locked out
+	for range 1000 {
+		logIn(t, srv.URL, params, "alice", "guess")
+	}
+	clock.Advance(50 * time.Second)
+	codeFor(t, srv.URL, params) // the 1,000 guesses during the lockout did not extend it
+
+	for i := range 5 {
+		if r := logIn(t, srv.URL, params, fmt.Sprintf("nobody%d", i), "guess"); r.status != http.StatusUnauthorized {
+			t.Fatalf("unknown name %d: %d", i, r.status)
 		}
 	}
-	if refused.Get("error") != "temporarily_unavailable" {
-		t.Fatalf("code 1001 was not refused: %v", refused)
+	if r := logIn(t, srv.URL, params, "someone-else", "guess"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a sixth unknown name: %d, want 429: unknown names share one limit", r.status)
 	}
-	clock.Advance(time.Minute)
-	codeFor(t, srv.URL, params) // expired codes made room
+	redirectQuery(t, logIn(t, srv.URL, params, "alice", alicePassword), webRedirect)
 }
 
 func TestDemoUsers(t *testing.T) {

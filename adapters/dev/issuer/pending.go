@@ -25,9 +25,15 @@ const (
 	slowDownStep = 5 * time.Second
 
 	// The caps keep anyone who can reach the issuer from filling its
-	// memory: device codes need only a client ID, codes a password.
+	// memory: device codes need only a client ID, codes a password. A full
+	// store makes room by dropping its oldest entry that no one has
+	// approved, never by refusing the newcomer: a flood then costs its
+	// own oldest entries, not the next person's login.
 	maxAuthCodes    = 1000
 	maxDeviceGrants = 1000
+	// maxCodesPerUser keeps one user's flood of logins (a leaked demo
+	// password) from pushing out another user's unexchanged code.
+	maxCodesPerUser = 8
 
 	// userCodeAlphabet has no vowels, so no word can be spelt, and no
 	// look-alike digits; Auth0 uses the same one.
@@ -35,10 +41,7 @@ const (
 	userCodeLength   = 8
 )
 
-var (
-	errPendingFull     = errors.New("too many logins under way")
-	errUnknownUserCode = errors.New("unknown, used or expired user code")
-)
+var errUnknownUserCode = errors.New("unknown, used or expired user code")
 
 // authCode is an issued authorization code, waiting to be exchanged.
 type authCode struct {
@@ -46,6 +49,7 @@ type authCode struct {
 	redirectURI string
 	challenge   string // PKCE S256 code challenge
 	expires     time.Time
+	seq         uint64 // the order of issue, for eviction
 }
 
 type deviceState int
@@ -67,17 +71,21 @@ type deviceGrant struct {
 	interval   time.Duration
 	lastPoll   time.Time
 	state      deviceState
-	login      login // set once approved
+	login      login  // set once approved
+	seq        uint64 // the order of issue, for eviction
 }
 
-// pending holds the codes and device grants under way. Every entry expires,
-// expired ones are dropped whenever a new one is added, and each map is
-// capped.
+// pending holds the logins under way: codes, device grants, and the count
+// of wrong passwords per user. Every code and grant expires, expired ones
+// are dropped whenever a new one is added, and each map is capped, the
+// oldest evictable entry making room for a new one.
 type pending struct {
 	mu        sync.Mutex
 	codes     map[string]*authCode
 	devices   map[string]*deviceGrant // by device code
 	userCodes map[string]*deviceGrant // by normalized user code
+	issued    uint64                  // entries ever added; the next seq
+	attempts  *attempts               // wrong passwords, per user
 }
 
 func newPending() *pending {
@@ -85,6 +93,7 @@ func newPending() *pending {
 		codes:     map[string]*authCode{},
 		devices:   map[string]*deviceGrant{},
 		userCodes: map[string]*deviceGrant{},
+		attempts:  newAttempts(),
 	}
 }
 
@@ -96,16 +105,45 @@ func (p *pending) addCode(now time.Time, c authCode) (string, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	mine := 0
 	for k, v := range p.codes {
-		if !now.Before(v.expires) {
+		switch {
+		case !now.Before(v.expires):
 			delete(p.codes, k)
+		case v.login.user.Name == c.login.user.Name:
+			mine++
 		}
 	}
-	if len(p.codes) >= maxAuthCodes {
-		return "", errPendingFull
+	if mine >= maxCodesPerUser {
+		delete(p.codes, oldest(p.codes, func(v *authCode) bool { return v.login.user.Name == c.login.user.Name }))
 	}
+	if len(p.codes) >= maxAuthCodes {
+		delete(p.codes, oldest(p.codes, func(*authCode) bool { return true }))
+	}
+	p.issued++
+	c.seq = p.issued
 	p.codes[code] = &c
 	return code, nil
+}
+
+// issued is an entry of a pending store.
+type issued interface{ order() uint64 }
+
+func (c *authCode) order() uint64    { return c.seq }
+func (g *deviceGrant) order() uint64 { return g.seq }
+
+// oldest returns the key of the entry of m issued first among those
+// evictable says may go, or "" when there is none. A linear scan is enough
+// at these caps.
+func oldest[T issued](m map[string]T, evictable func(T) bool) string {
+	var key string
+	var first uint64
+	for k, v := range m {
+		if evictable(v) && (key == "" || v.order() < first) {
+			key, first = k, v.order()
+		}
+	}
+	return key
 }
 
 // takeCode removes and returns the code, if it is there and unexpired: a
@@ -139,7 +177,13 @@ func (p *pending) addDevice(now time.Time, g deviceGrant) (deviceGrant, error) {
 		}
 	}
 	if len(p.devices) >= maxDeviceGrants {
-		return deviceGrant{}, errPendingFull
+		// A grant someone approved is a logged-in person's: it goes only
+		// when nothing else can.
+		victim := oldest(p.devices, func(g *deviceGrant) bool { return g.state != deviceApproved })
+		if victim == "" {
+			victim = oldest(p.devices, func(*deviceGrant) bool { return true })
+		}
+		p.remove(p.devices[victim])
 	}
 	for {
 		if g.userCode, err = newUserCode(); err != nil {
@@ -149,6 +193,8 @@ func (p *pending) addDevice(now time.Time, g deviceGrant) (deviceGrant, error) {
 			break
 		}
 	}
+	p.issued++
+	g.seq = p.issued
 	stored := g
 	p.devices[g.deviceCode] = &stored
 	p.userCodes[g.userCode] = &stored

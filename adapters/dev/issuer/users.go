@@ -116,15 +116,29 @@ func validatePublicClients(clients []PublicClient, confidentialID string) []erro
 	return errs
 }
 
-// authenticate returns the user whose name and password these are. The
-// passwords are hashed first so the comparison takes the same time whatever
-// their lengths, and an unknown name costs the same as a wrong password.
-func (iss *Issuer) authenticate(name, password string) (User, bool) {
+// authenticate returns the user whose name and password these are, or
+// errWrongPassword, or a *lockedError while the name is locked out after
+// too many wrong passwords. The passwords are hashed first so the
+// comparison takes the same time whatever their lengths, and an unknown
+// name costs the same as a wrong password.
+func (iss *Issuer) authenticate(name, password string) (User, error) {
 	u, known := iss.users[name]
+	key := name
+	if !known {
+		key = "" // every unknown name counts against one shared entry
+	}
+	now := iss.cfg.Now()
+	if wait := iss.pending.attempts.blocked(now, key); wait > 0 {
+		return User{}, &lockedError{wait: wait}
+	}
 	want := sha256.Sum256([]byte(u.Password))
 	got := sha256.Sum256([]byte(password))
-	match := subtle.ConstantTimeCompare(want[:], got[:]) == 1
-	return u, known && match
+	if subtle.ConstantTimeCompare(want[:], got[:]) != 1 || !known {
+		iss.pending.attempts.fail(now, key)
+		return User{}, errWrongPassword
+	}
+	iss.pending.attempts.succeed(key)
+	return u, nil
 }
 
 // standardScopes are the OpenID scopes any user may be granted; offline

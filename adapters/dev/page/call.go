@@ -35,6 +35,7 @@ const (
 
 // callResult is what one button press did, as the page shows it.
 type callResult struct {
+	Kind      string // the button: callWithToken, callNoToken, …
 	Label     string // what was tried
 	Target    string // the URL called
 	RequestID string // sent as X-Request-Id, to look the hops' decisions up
@@ -45,6 +46,7 @@ type callResult struct {
 	Metadata  string // A's serviceA_metadata
 	Body      string // the answer as it came, when it was not a product list
 	Challenge string // the answer's WWW-Authenticate, when it refused the token
+	DPoP      bool   // the token went as DPoP, with a proof
 }
 
 type product struct {
@@ -65,7 +67,7 @@ type envelope struct {
 // connection is a result, not an error: showing it is the point of the
 // direct-to-B button.
 func call(ctx context.Context, client *http.Client, label, target, token string, prover Prover) *callResult {
-	res := &callResult{Label: label, Target: target}
+	res := &callResult{Label: label, Target: target, DPoP: token != "" && prover != nil}
 	id, err := requestID()
 	if err != nil {
 		res.Notice = err.Error()

@@ -1,4 +1,4 @@
 package page
 
-// SessionCount reports how many sessions p holds, for the test of the cap.
-func SessionCount(p *Page) int { return p.sessions.len() }
+// SessionCounts returns how many anonymous and signed-in sessions p holds.
+func SessionCounts(p *Page) (anonymous, signedIn int) { return p.sessions.counts() }

@@ -6,12 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -30,7 +32,9 @@ const (
 	uiClient      = "trustchain-demo-ui"
 	readScope     = "read:products"
 	alicePassword = "alice-password"
-	bobPassword   = "bob-password"
+	// bCaller is the only caller the stand-in B would accept.
+	bCaller     = "spiffe://cluster.local/ns/default/sa/service-c"
+	bobPassword = "bob-password"
 )
 
 // chain is the page wired to real parts on loopback: the demo issuer, a
@@ -91,6 +95,8 @@ func newChain(tb testing.TB) *chain {
 		Audience:    audience,
 		Scopes:      []string{"openid", "profile", readScope},
 		LoginHint:   "Log in as alice (may read products) or bob (may not).",
+		Shortcuts:   []string{"bob"},
+		BCaller:     bCaller,
 		BClient:     b.Client(), // trusts B's certificate, has none of its own
 		Decisions:   ch.a,
 		Expired:     expiredMinter{iss},
@@ -341,6 +347,39 @@ func assertContains(tb testing.TB, page string, wants ...string) {
 	for _, want := range wants {
 		if !strings.Contains(page, want) {
 			tb.Fatalf("the page lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+// assertBox fails unless the page draws the chain's box with this id with
+// the verdict (its CSS class) and every one of wants in it.
+func assertBox(tb testing.TB, page, id, verdict string, wants ...string) {
+	tb.Helper()
+	m := regexp.MustCompile(`<li class="box (\w+)" id="` + regexp.QuoteMeta(id) + `">(?s:(.*?))</li>`).FindStringSubmatch(page)
+	if m == nil {
+		tb.Fatalf("the page draws no box %s:\n%s", id, page)
+	}
+	if m[1] != verdict {
+		tb.Fatalf("box %s is %s, want %s:\n%s", id, m[1], verdict, m[2])
+	}
+	for _, want := range wants {
+		if !strings.Contains(html.UnescapeString(m[2]), want) {
+			tb.Fatalf("box %s lacks %q:\n%s", id, want, m[2])
+		}
+	}
+}
+
+// wordThenParenthesis finds "word (word …)", where a word repeats itself
+// in brackets, as "missing (missing)" once did.
+var wordThenParenthesis = regexp.MustCompile(`(\w+) \((\w+)`)
+
+// assertNoRepeats fails if the page's text says a word and at once again
+// in brackets.
+func assertNoRepeats(tb testing.TB, page string) {
+	tb.Helper()
+	for _, m := range wordThenParenthesis.FindAllStringSubmatch(html.UnescapeString(page), -1) {
+		if m[1] == m[2] {
+			tb.Fatalf("the page repeats itself: %q", m[0])
 		}
 	}
 }

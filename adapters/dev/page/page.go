@@ -1,9 +1,10 @@
 // Package page serves the demo's web page: a person logs in at the issuer
 // (authorization code with PKCE), the page calls the chain's gateway with
-// their token, server side, and shows the answer, what each hop decided,
-// the token's claims (never the token), and how the chain refuses a missing
-// or expired token, a user without the permission, and a caller without a
-// workload identity.
+// their token, server side, and shows the answer, the chain drawn as boxes
+// with each hop's verdict, the token's claims (never the token), and how
+// the chain refuses a missing or expired token, a user without the
+// permission, and a caller without a workload identity. It is plain HTML
+// and CSS, with no script.
 package page
 
 import (
@@ -83,6 +84,20 @@ type Config struct {
 	// LoginHint is shown next to the Log in button, e.g. which demo users
 	// exist and where their passwords are printed.
 	LoginHint string
+	// Shortcuts are user names offered as "Log in as <name>" buttons: the
+	// login starts with login_hint=<name>, which the issuer's form fills
+	// in.
+	Shortcuts []string
+	// PeerAuthOff says the hops do not check which workload calls them
+	// (--peer-auth off): the page says so in a banner and does not claim
+	// the checks.
+	PeerAuthOff bool
+	// BCaller is the workload identity B accepts as its caller, named when
+	// B refuses the page's direct call.
+	BCaller string
+	// Store names what B reads, drawn as the chain's last box. Default
+	// MySQL.
+	Store string
 
 	// AClient calls A; it must trust A's certificate. Default: a plain
 	// client with a 15s timeout.
@@ -180,6 +195,8 @@ func New(cfg Config) (*Page, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", p.serveHome)
+	mux.HandleFunc("GET /favicon.svg", serveFavicon)
+	mux.HandleFunc("GET /favicon.ico", serveFavicon)
 	mux.HandleFunc("POST /login", p.serveLogin)
 	mux.HandleFunc("GET "+callbackPath, p.serveCallback)
 	mux.HandleFunc("POST /call", p.serveCall)
@@ -289,11 +306,16 @@ func (p *Page) serveLogin(w http.ResponseWriter, r *http.Request) {
 	pl.verifier = oauth2.GenerateVerifier()
 	pl.started = p.cfg.Now()
 	p.sessions.update(id, func(s *session) { s.pending = &pl })
-	authURL := p.oauth2Config(prov).AuthCodeURL(pl.state,
+	opts := []oauth2.AuthCodeOption{
 		oauth2.S256ChallengeOption(pl.verifier),
 		oidc.Nonce(pl.nonce),
 		oauth2.SetAuthURLParam("audience", p.cfg.Audience),
-	)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if hint := r.PostFormValue("user"); slices.Contains(p.cfg.Shortcuts, hint) {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", hint))
+	}
+	authURL := p.oauth2Config(prov).AuthCodeURL(pl.state, opts...)
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
 }
 
@@ -328,8 +350,11 @@ func (p *Page) serveCallback(w http.ResponseWriter, r *http.Request) {
 		p.render(w, r, http.StatusBadGateway, sess, "The login failed: "+err.Error())
 		return
 	}
+	// What the person logged in for: the page calls A with the new token
+	// before it shows itself.
+	res := p.call(r.Context(), callWithToken, user)
 	newID, err := p.sessions.rotate(id, func(s *session) {
-		s.user, s.result = user, nil
+		s.user, s.result = user, res
 	})
 	if err != nil {
 		p.render(w, r, http.StatusInternalServerError, sess, err.Error())
@@ -402,7 +427,14 @@ func (p *Page) serveCall(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/#result", http.StatusSeeOther)
 }
 
+// call makes the call of one button and notes which it was.
 func (p *Page) call(ctx context.Context, kind string, user *loggedIn) *callResult {
+	res := p.callOnce(ctx, kind, user)
+	res.Kind = kind
+	return res
+}
+
+func (p *Page) callOnce(ctx context.Context, kind string, user *loggedIn) *callResult {
 	aURL := strings.TrimSuffix(p.cfg.AURL, "/") + productsPath
 	switch kind {
 	case callWithToken:

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"html"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,9 +19,13 @@ func TestLoginCallAndClaims(t *testing.T) {
 	b := newBrowser(t)
 
 	home := b.do(http.MethodGet, ch.pageURL+"/", nil)
-	assertContains(t, home.body, "Not logged in", "Log in as alice")
+	assertContains(t, home.body, "Not logged in", "Log in as alice", `id="login-bob"`)
 
 	b.logIn(ch.pageURL, "alice", alicePassword)
+	// The page called A on the way back from the login, before any button.
+	if len(ch.a.seenTokens()) != 1 {
+		t.Fatalf("after the login A saw %d tokens, want the page's own call", len(ch.a.seenTokens()))
+	}
 	home = b.do(http.MethodGet, ch.pageURL+"/", nil)
 	assertContains(t, home.body, "Logged in as <strong id=\"subject\">auth0|alice</strong>",
 		"<dt>sub</dt><dd>auth0|alice</dd>",
@@ -28,17 +33,36 @@ func TestLoginCallAndClaims(t *testing.T) {
 		"<dt>scope</dt><dd>openid profile read:products</dd>",
 		"<dt>permissions</dt><dd>read:products</dd>",
 		"<dt>azp</dt><dd>"+uiClient+"</dd>",
-		"<dt>exp</dt>")
+		"<dt>exp</dt>", "200 OK", "<td>Laptop</td>")
+	assertBox(t, home.body, "hop-a", "ok", "<dt>token</dt><dd>✓ valid</dd>", "<dt>answered</dt><dd>200</dd>")
 
 	page := b.press(ch.pageURL, "token")
-	assertContains(t, page.body, "Call A with your token", "200 OK", "<td>Laptop</td>", "<td>1000</td>",
-		"request processed at", "A checked the token: ok")
-	if len(ch.a.seenTokens()) != 1 {
-		t.Fatalf("A saw %d tokens, want 1", len(ch.a.seenTokens()))
+	assertContains(t, page.body, "Call A with your token", "200 OK", "<td>Laptop</td>", "<td>1000</td>", "request processed at")
+	assertBox(t, page.body, "hop-a", "ok", "<dt>token</dt><dd>✓ valid</dd>")
+	if len(ch.a.seenTokens()) != 2 {
+		t.Fatalf("A saw %d tokens, want 2", len(ch.a.seenTokens()))
 	}
 	ch.a.assertNoToken(t, home.body+page.body)
 	if c := b.cookie(ch.pageURL); c == nil || strings.Count(c.Value, ".") > 0 || len(c.Value) != 43 {
 		t.Fatalf("the session cookie is not a bare random id: %v", c)
+	}
+}
+
+// TestLoginShortcut: "Log in as bob" sends login_hint=bob, which the
+// issuer's form fills in; a name that is not a shortcut is not passed on.
+func TestLoginShortcut(t *testing.T) {
+	ch := newChain(t)
+	for _, tt := range []struct{ user, wantHint string }{{"bob", "bob"}, {"mallory", ""}} {
+		b := newBrowser(t)
+		r := b.do(http.MethodPost, ch.pageURL+"/login", url.Values{"user": {tt.user}})
+		u, err := url.Parse(r.header.Get("Location"))
+		if r.status != http.StatusSeeOther || err != nil || u.Query().Get("login_hint") != tt.wantHint {
+			t.Fatalf("Log in as %s = %d to %q, want login_hint %q", tt.user, r.status, r.header.Get("Location"), tt.wantHint)
+		}
+		if tt.wantHint != "" {
+			form := b.do(http.MethodGet, u.String(), nil)
+			assertContains(t, form.body, `name="name" value="bob"`)
+		}
 	}
 }
 
@@ -47,14 +71,20 @@ func TestCallsShowTheChainsRefusals(t *testing.T) {
 	tests := []struct {
 		name, user, password, call string
 		want                       []string
+		box                        string // the box that must refuse
+		boxWant                    []string
 	}{
-		{"no token", "", "", "none", []string{"Call A without a token", "401 Unauthorized", "invalid_token", "A checked the token: missing"}},
-		{"user without read:products", "bob", bobPassword, "token", []string{"403 Forbidden", "insufficient_scope", "A checked the token: insufficient_scope"}},
-		{"expired token", "alice", alicePassword, "expired", []string{"Call A with an expired token", "401 Unauthorized", "A checked the token: expired"}},
-		{"straight to B without a workload identity", "alice", alicePassword, "direct-b", []string{"Call B directly", "Refused before any HTTP answer", "certificate required"}},
-		{"own token before logging in", "", "", "token", []string{"Log in first."}},
-		{"expired token before logging in", "", "", "expired", []string{"Log in first."}},
-		{"no such button", "", "", "drop-tables", []string{"There is no call"}},
+		{"no token", "", "", "none", []string{"Call A without a token", "401 Unauthorized", "invalid_token"},
+			"hop-a", []string{"<dd>✗ no token</dd>", "<dd>401</dd>"}},
+		{"user without read:products", "bob", bobPassword, "token", []string{"403 Forbidden", "insufficient_scope"},
+			"hop-a", []string{"<dd>✗ lacks the permission</dd>", "<dd>403</dd>"}},
+		{"expired token", "alice", alicePassword, "expired", []string{"Call A with an expired token", "401 Unauthorized"},
+			"hop-a", []string{"<dd>✗ expired</dd>", "<dd>401</dd>"}},
+		{"straight to B without a workload identity", "alice", alicePassword, "direct-b", []string{"Call B directly", "refused before any HTTP answer"},
+			"hop-b", []string{"✗ refused in the TLS handshake: the page has no workload certificate", "B accepts only " + bCaller}},
+		{"own token before logging in", "", "", "token", []string{"Log in first."}, "", nil},
+		{"expired token before logging in", "", "", "expired", []string{"Log in first."}, "", nil},
+		{"no such button", "", "", "drop-tables", []string{"There is no call"}, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -64,6 +94,10 @@ func TestCallsShowTheChainsRefusals(t *testing.T) {
 			}
 			page := b.press(ch.pageURL, tt.call)
 			assertContains(t, html.UnescapeString(page.body), tt.want...)
+			if tt.box != "" {
+				assertBox(t, page.body, tt.box, "bad", tt.boxWant...)
+			}
+			assertNoRepeats(t, page.body)
 			ch.a.assertNoToken(t, page.body)
 		})
 	}
@@ -219,18 +253,41 @@ func TestSessionCookie(t *testing.T) {
 	}
 }
 
-func TestSessionsAreBounded(t *testing.T) {
+// TestAnonymousFloodSignsNoOneOut is issue 19's flood: 1,001 anonymous
+// presses of Log in fill the anonymous store to its cap, and the signed-in
+// user is still signed in.
+func TestAnonymousFloodSignsNoOneOut(t *testing.T) {
 	ch := newChain(t)
-	for range 1010 {
+	alice := newBrowser(t)
+	alice.logIn(ch.pageURL, "alice", alicePassword)
+	for range 1001 {
 		newBrowser(t).startLogin(ch.pageURL)
 	}
-	if n := page.SessionCount(ch.page); n != 1000 {
-		t.Fatalf("%d sessions held, want the cap of 1000", n)
+	if anon, in := page.SessionCounts(ch.page); anon != 1000 || in != 1 {
+		t.Fatalf("%d anonymous and %d signed-in sessions held, want the cap of 1000 and alice's", anon, in)
 	}
-	// The newest sessions survive the eviction.
+	assertContains(t, alice.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
+	// The newest anonymous sessions survive the eviction: a login started
+	// now finishes.
 	b := newBrowser(t)
-	b.logIn(ch.pageURL, "alice", alicePassword)
+	b.logIn(ch.pageURL, "bob", bobPassword)
 	assertContains(t, b.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
+}
+
+// TestOneUsersLoginsSignNoOneElseOut: bob, whose password the demo prints,
+// logs in over and over; alice stays signed in, and bob holds at most 16
+// sessions.
+func TestOneUsersLoginsSignNoOneElseOut(t *testing.T) {
+	ch := newChain(t)
+	alice := newBrowser(t)
+	alice.logIn(ch.pageURL, "alice", alicePassword)
+	for range 40 {
+		newBrowser(t).logIn(ch.pageURL, "bob", bobPassword)
+	}
+	if _, in := page.SessionCounts(ch.page); in != 17 {
+		t.Fatalf("%d signed-in sessions, want bob's 16 and alice's", in)
+	}
+	assertContains(t, alice.do(http.MethodGet, ch.pageURL+"/", nil).body, "Logged in as")
 }
 
 func TestPageHeaders(t *testing.T) {
@@ -249,8 +306,43 @@ func TestPageHeaders(t *testing.T) {
 	if r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
 		t.Errorf("Cache-Control %q X-Frame-Options %q", r.header.Get("Cache-Control"), r.header.Get("X-Frame-Options"))
 	}
+	// The favicon comes from the page itself, which CSP allows for images
+	// and nothing else.
+	if !strings.Contains(csp, "img-src 'self'") {
+		t.Errorf("Content-Security-Policy %q does not let the page's own favicon load", csp)
+	}
+	if icon := newBrowser(t).do(http.MethodGet, ch.pageURL+"/favicon.svg", nil); icon.status != http.StatusOK ||
+		icon.header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(icon.body, "<svg") {
+		t.Errorf("favicon = %d %q", icon.status, icon.header.Get("Content-Type"))
+	}
 	if r := newBrowser(t).do(http.MethodGet, ch.pageURL+"/nothing-here", nil); r.status != http.StatusNotFound {
 		t.Errorf("unknown path = %d, want 404", r.status)
+	}
+}
+
+// TestPeerAuthOffIsHonest: with workload identity off, the page says so
+// and stops claiming that C and B check their caller; with it on, it
+// claims the checks and shows no banner.
+func TestPeerAuthOffIsHonest(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		p, err := page.New(page.Config{
+			AURL: "https://127.0.0.1:8080", BURL: "https://127.0.0.1:8082", IssuerURL: "http://127.0.0.1:8081/",
+			ClientID: uiClient, RedirectURL: "http://127.0.0.1:8090/callback", Audience: audience, PeerAuthOff: off,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		body := rec.Body.String()
+		banner := strings.Contains(body, `id="peer-auth-off"`)
+		claims := strings.Contains(body, "C and B also check which workload calls them")
+		if banner != off || claims == off {
+			t.Errorf("peer auth off = %v: banner %v, claims the caller checks %v", off, banner, claims)
+		}
+		if off && !strings.Contains(body, "! not checked: workload identity is off") {
+			t.Errorf("with peer auth off, the boxes of C and B do not say their caller is not checked")
+		}
 	}
 }
 

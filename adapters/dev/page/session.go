@@ -8,10 +8,18 @@ import (
 	"time"
 )
 
-// maxSessions caps the sessions held in memory. Anyone who can reach the
-// page can start one, so when the cap is hit the session closest to expiry
-// makes room.
+// maxSessions caps each of the two kinds of session held in memory.
+// Anyone who can reach the page can start an anonymous one (every press of
+// Log in does), so anonymous sessions are a store of their own: when it is
+// full, the anonymous session closest to expiry makes room, and a flood of
+// them never signs anyone out. A signed-in session needs a login at the
+// issuer, which limits password attempts; its store evicts only its own.
 const maxSessions = 1000
+
+// maxSessionsPerUser keeps one user's many logins (a printed demo password
+// used in a loop) from pushing other users' sessions out of the signed-in
+// store: that user's oldest session goes first.
+const maxSessionsPerUser = 16
 
 // session is one browser's state. It lives only in server memory; the
 // browser holds nothing but its random id.
@@ -39,14 +47,15 @@ type loggedIn struct {
 }
 
 type sessions struct {
-	mu   sync.Mutex
-	byID map[string]*session
-	ttl  time.Duration
-	now  func() time.Time
+	mu        sync.Mutex
+	anonymous map[string]*session // no user yet: pressed Log in or a call
+	signedIn  map[string]*session // made only by rotate after a login
+	ttl       time.Duration
+	now       func() time.Time
 }
 
 func newSessions(ttl time.Duration, now func() time.Time) *sessions {
-	return &sessions{byID: map[string]*session{}, ttl: ttl, now: now}
+	return &sessions{anonymous: map[string]*session{}, signedIn: map[string]*session{}, ttl: ttl, now: now}
 }
 
 // create starts an empty session and returns its id.
@@ -54,6 +63,7 @@ func (s *sessions) create() (string, error) {
 	return s.insert(&session{})
 }
 
+// insert stores sess under a fresh id, in the store its user puts it in.
 func (s *sessions) insert(sess *session) (string, error) {
 	id, err := randomString(32)
 	if err != nil {
@@ -63,21 +73,35 @@ func (s *sessions) insert(sess *session) (string, error) {
 	defer s.mu.Unlock()
 	now := s.now()
 	sess.expires = now.Add(s.ttl)
-	for k, v := range s.byID {
-		if !now.Before(v.expires) {
-			delete(s.byID, k)
-		}
+	store, sameUser := s.anonymous, func(*session) bool { return false }
+	if sess.user != nil {
+		store = s.signedIn
+		sameUser = func(v *session) bool { return v.user.sub == sess.user.sub }
 	}
-	if len(s.byID) >= maxSessions {
-		var oldest string
-		for k, v := range s.byID {
-			if oldest == "" || v.expires.Before(s.byID[oldest].expires) {
-				oldest = k
+	var oldest, oldestOfUser string
+	users := 0
+	for k, v := range store {
+		if !now.Before(v.expires) {
+			delete(store, k)
+			continue
+		}
+		if oldest == "" || v.expires.Before(store[oldest].expires) {
+			oldest = k
+		}
+		if sameUser(v) {
+			users++
+			if oldestOfUser == "" || v.expires.Before(store[oldestOfUser].expires) {
+				oldestOfUser = k
 			}
 		}
-		delete(s.byID, oldest)
 	}
-	s.byID[id] = sess
+	switch {
+	case users >= maxSessionsPerUser:
+		delete(store, oldestOfUser)
+	case len(store) >= maxSessions:
+		delete(store, oldest)
+	}
+	store[id] = sess
 	return id, nil
 }
 
@@ -92,7 +116,8 @@ func (s *sessions) get(id string) (session, bool) {
 	return *sess, true
 }
 
-// update changes the live session with this id under the lock.
+// update changes the live session with this id under the lock. f must not
+// sign the session in or out: rotate does that, moving it between stores.
 func (s *sessions) update(id string, f func(*session)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -108,9 +133,7 @@ func (s *sessions) update(id string, f func(*session)) bool {
 func (s *sessions) rotate(id string, f func(*session)) (string, error) {
 	s.mu.Lock()
 	sess, ok := s.live(id)
-	if ok {
-		delete(s.byID, id)
-	}
+	s.deleteLocked(id)
 	s.mu.Unlock()
 	if !ok {
 		sess = &session{}
@@ -122,22 +145,31 @@ func (s *sessions) rotate(id string, f func(*session)) (string, error) {
 func (s *sessions) delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.byID, id)
+	s.deleteLocked(id)
 }
 
-func (s *sessions) len() int {
+func (s *sessions) deleteLocked(id string) {
+	delete(s.anonymous, id)
+	delete(s.signedIn, id)
+}
+
+// counts returns how many anonymous and signed-in sessions are held.
+func (s *sessions) counts() (anonymous, signedIn int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.byID)
+	return len(s.anonymous), len(s.signedIn)
 }
 
 func (s *sessions) live(id string) (*session, bool) {
-	sess, ok := s.byID[id]
+	sess, ok := s.signedIn[id]
+	if !ok {
+		sess, ok = s.anonymous[id]
+	}
 	if !ok {
 		return nil, false
 	}
 	if !s.now().Before(sess.expires) {
-		delete(s.byID, id)
+		s.deleteLocked(id)
 		return nil, false
 	}
 	return sess, true

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -26,13 +27,16 @@ var pageTemplate = sync.OnceValue(func() *template.Template {
 // pageView is everything the template sees. It has no field for a token:
 // what is not here cannot reach the browser.
 type pageView struct {
-	Notice     string
-	LoginHint  string
-	Subject    string // empty when logged out
-	Claims     []claimRow
-	HasExpired bool
-	HasDPoP    bool
-	Result     *resultView
+	Notice      string
+	LoginHint   string
+	Shortcuts   []string
+	Subject     string // empty when logged out
+	Claims      []claimRow
+	HasExpired  bool
+	HasDPoP     bool
+	PeerAuthOff bool
+	Result      *resultView
+	Chain       []box // the picture: the result's, or what each hop checks
 }
 
 type claimRow struct{ Name, Value string }
@@ -41,32 +45,29 @@ type resultView struct {
 	*callResult
 	StatusText string
 	OK         bool
-	Hops       []hopView
-}
-
-type hopView struct {
-	HopDecision
-	Summary string
 }
 
 func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess session, notice string) {
-	view := pageView{Notice: notice, LoginHint: p.cfg.LoginHint, HasExpired: p.cfg.Expired != nil, HasDPoP: p.cfg.DPoP != nil}
+	view := pageView{
+		Notice: notice, LoginHint: p.cfg.LoginHint, Shortcuts: p.cfg.Shortcuts,
+		HasExpired: p.cfg.Expired != nil, PeerAuthOff: p.cfg.PeerAuthOff, HasDPoP: p.cfg.DPoP != nil,
+	}
 	if sess.user != nil {
 		view.Subject = sess.user.sub
 		view.Claims = claimRows(sess.user.claims, p.cfg.Now())
 	}
+	var hops []HopDecision
 	if res := sess.result; res != nil {
 		rv := &resultView{callResult: res, OK: res.Status >= 200 && res.Status < 300}
 		if res.Status != 0 {
 			rv.StatusText = fmt.Sprintf("%d %s", res.Status, http.StatusText(res.Status))
 		}
 		if p.cfg.Decisions != nil && res.RequestID != "" {
-			for _, d := range p.cfg.Decisions.Decisions(r.Context(), res.RequestID) {
-				rv.Hops = append(rv.Hops, hopView{HopDecision: d, Summary: d.summary()})
-			}
+			hops = p.cfg.Decisions.Decisions(r.Context(), res.RequestID)
 		}
 		view.Result = rv
 	}
+	view.Chain = p.picture(sess.result, hops)
 	var buf bytes.Buffer
 	if err := pageTemplate().Execute(&buf, view); err != nil {
 		http.Error(w, "render the page", http.StatusInternalServerError)
@@ -75,47 +76,18 @@ func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess s
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	// form-action must allow the issuer: Chromium applies it to the
-	// redirect that follows the Log in form.
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' "+p.issuerOrigin)
+	h.Set("Content-Security-Policy", contentSecurityPolicy+" "+p.issuerOrigin)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
 }
 
-// summary is the hop's decision as a sentence, e.g. "C checked the token:
-// ok, caller service-a allowed".
-func (d HopDecision) summary() string {
-	var b strings.Builder
-	hop := strings.ToUpper(d.Role)
-	if d.Proof != "" {
-		fmt.Fprintf(&b, "%s checked the DPoP proof: %s; ", hop, d.Proof)
-	}
-	if d.Token != "" {
-		fmt.Fprintf(&b, "%s checked the token: %s", hop, d.Token)
-	} else {
-		fmt.Fprintf(&b, "%s answered %d", hop, d.Status)
-	}
-	if d.Peer != "" {
-		fmt.Fprintf(&b, ", caller %s", workloadName(d.Peer))
-		if d.Status < 400 {
-			b.WriteString(" allowed")
-		}
-	}
-	if d.Reason != "" {
-		fmt.Fprintf(&b, " (%s)", d.Reason)
-	}
-	return b.String()
-}
-
-// workloadName shortens spiffe://td/ns/default/sa/service-a to service-a.
-func workloadName(spiffeID string) string {
-	if i := strings.LastIndex(spiffeID, "/sa/"); i >= 0 {
-		return spiffeID[i+len("/sa/"):]
-	}
-	return spiffeID
-}
+// contentSecurityPolicy allows no script at all, styles only inline, and
+// images (the favicon) only from the page. form-action ends with the
+// issuer's origin, added per page: Chromium applies it to the redirect
+// that follows the Log in form.
+const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // claimOrder puts the claims the chain checks first.
 var claimOrder = []string{"sub", "aud", "scope", "permissions", "azp", "iss", "iat", "exp"}
@@ -178,4 +150,16 @@ func relative(t, now time.Time) string {
 		return "in " + d.String()
 	}
 	return (-d).String() + " ago"
+}
+
+// favicon is the chain as three linked dots, drawn inline so the page
+// loads nothing from elsewhere.
+const favicon = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">` +
+	`<path d="M6 16h20" stroke="#1a6b1a" stroke-width="3"/>` +
+	`<circle cx="6" cy="16" r="5" fill="#1a6b1a"/><circle cx="16" cy="16" r="5" fill="#2d8a2d"/><circle cx="26" cy="16" r="5" fill="#1a6b1a"/></svg>`
+
+func serveFavicon(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = io.WriteString(w, favicon)
 }

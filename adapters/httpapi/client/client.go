@@ -29,10 +29,6 @@ const (
 	maxResponseHeaderBytes = 64 << 10
 	// maxErrorBody caps an error answer from the next hop.
 	maxErrorBody = 4 << 10
-	// maxChallengeLength caps a WWW-Authenticate this hop passes on.
-	maxChallengeLength = 512
-	// maxRelayedMessage caps the message of a refusal this hop passes on.
-	maxRelayedMessage = 256
 )
 
 // Config configures a Client.
@@ -276,7 +272,12 @@ func expectJSON(h http.Header) error {
 	return nil
 }
 
-// readRejection reads a 401 or 403 from the next hop.
+// readRejection reads a 401 or 403 from the next hop. What goes back up is
+// this hop's own answer for it: the status, the body's code when the table
+// has it for that status (else this hop's code for the status), the
+// table's message for that code, and the challenge rebuilt from its
+// error, scope and algs. The next hop's text never reaches the client: a
+// compromised hop could otherwise write to the user.
 func readRejection(resp *http.Response) *wire.UpstreamRejection {
 	own := wire.ProblemFor(domain.ErrTokenInvalid)
 	if resp.StatusCode == http.StatusForbidden {
@@ -284,60 +285,22 @@ func readRejection(resp *http.Response) *wire.UpstreamRejection {
 	}
 	rejection := &wire.UpstreamRejection{Status: resp.StatusCode, Challenge: own.Challenge, Code: own.Code, Message: own.Message}
 
-	challenges := resp.Header.Values("WWW-Authenticate")
-	challenge := ""
-	if len(challenges) == 1 {
-		challenge = challenges[0]
-	}
-	if len(challenges) > 1 || !validChallenge(challenge) {
+	challenge, ok := relayChallenge(resp.Header.Values("WWW-Authenticate"))
+	if !ok || (challenge == "" && resp.StatusCode == http.StatusUnauthorized) {
+		// A 401 must say how to authenticate (RFC 9110 §15.5.2).
 		return rejection
 	}
 	if expectJSON(resp.Header) != nil {
 		return rejection
 	}
 	body, err := wire.DecodeError(http.MaxBytesReader(nil, resp.Body, maxErrorBody))
-	if err != nil || !wire.KnownRefusal(resp.StatusCode, body.Code) || len(body.Message) > maxRelayedMessage {
+	if err != nil {
 		return rejection
 	}
-	rejection.Challenge, rejection.Code, rejection.Message = challenge, body.Code, body.Message
+	p, ok := wire.Refusal(resp.StatusCode, body.Code)
+	if !ok {
+		return rejection
+	}
+	rejection.Challenge, rejection.Code, rejection.Message = challenge, p.Code, p.Message
 	return rejection
-}
-
-// validChallenge accepts an empty challenge or a short RFC 6750 one:
-// "Bearer" alone or followed by auth-params with quoted values, as every
-// hop writes them.
-func validChallenge(c string) bool {
-	if c == "" || c == "Bearer" {
-		return true
-	}
-	params, ok := strings.CutPrefix(c, "Bearer ")
-	if !ok || len(c) > maxChallengeLength {
-		return false
-	}
-	for _, param := range strings.Split(params, ", ") {
-		if !validAuthParam(param) {
-			return false
-		}
-	}
-	return true
-}
-
-// validAuthParam accepts name="value": a lower-case name and a quoted value
-// of printable ASCII without " or \ (RFC 6750 §3).
-func validAuthParam(param string) bool {
-	name, value, ok := strings.Cut(param, "=")
-	if !ok || name == "" || len(value) < 2 || value[0] != '"' || value[len(value)-1] != '"' {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if !('a' <= name[i] && name[i] <= 'z' || name[i] == '_') {
-			return false
-		}
-	}
-	for i := 1; i < len(value)-1; i++ {
-		if value[i] < 0x20 || value[i] > 0x7e || value[i] == '"' || value[i] == '\\' {
-			return false
-		}
-	}
-	return true
 }

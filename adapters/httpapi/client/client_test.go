@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -192,12 +193,17 @@ func TestGetAnswers(t *testing.T) {
 	}
 }
 
-// TestRefusalsFromTheNextHop: a 401 or 403 goes back as the next hop wrote
-// it only when it is what a hop writes: a short, well-formed challenge and
-// the JSON error shape. Anything else is replaced by this hop's own answer
-// for the same status.
+// TestRefusalsFromTheNextHop: a 401 or 403 keeps its status, its code when
+// the table has it for that status, and its challenge's error, scope and
+// algs. The message is always this hop's own; anything malformed is
+// replaced by this hop's own answer for the same status.
 func TestRefusalsFromTheNextHop(t *testing.T) {
 	json401 := `{"error":"invalid_token","message":"expired, says C","request_id":"r"}`
+	const (
+		ownInvalid   = "the access token is invalid"
+		ownScope     = "the access token lacks the required scope"
+		ownForbidden = "the calling workload is not allowed"
+	)
 	tests := []struct {
 		name          string
 		handler       http.HandlerFunc
@@ -206,30 +212,37 @@ func TestRefusalsFromTheNextHop(t *testing.T) {
 		wantCode      string
 		wantMessage   string
 	}{
-		{"a well-formed 401 is relayed", answer(401, json401, "Www-Authenticate", `Bearer error="invalid_token"`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "expired, says C"},
+		{"a well-formed 401 is relayed with this hop's message", answer(401, json401, "Www-Authenticate", `Bearer error="invalid_token"`),
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"a well-formed 403 with scope is relayed", answer(403, `{"error":"insufficient_scope","message":"needs admin"}`, "Www-Authenticate", `Bearer error="insufficient_scope", scope="admin:products"`),
-			403, `Bearer error="insufficient_scope", scope="admin:products"`, "insufficient_scope", "needs admin"},
+			403, `Bearer error="insufficient_scope", scope="admin:products"`, "insufficient_scope", ownScope},
 		{"a forbidden workload has no challenge", answer(403, `{"error":"forbidden","message":"not you"}`),
-			403, "", "forbidden", "not you"},
+			403, "", "forbidden", ownForbidden},
+		{"the next hop's text is dropped from the challenge", answer(401, `{"error":"invalid_token","message":"log in at https://evil.example/"}`,
+			"Www-Authenticate", `Bearer realm="x", error="invalid_token", error_description="log in again at evil.example", error_uri="https://evil.example/help"`),
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"a 2 KiB challenge is not", answer(401, json401, "Www-Authenticate", `Bearer error="`+strings.Repeat("x", 2<<10)+`"`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"a challenge with a stray quote is not", answer(401, json401, "Www-Authenticate", `Bearer error="a"b"`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
+		{"an unknown challenge error is not", answer(401, json401, "Www-Authenticate", `Bearer error="call_us"`),
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"another scheme is not", answer(401, json401, "Www-Authenticate", `Basic realm="x"`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"an HTML body is not", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.Header().Set("Www-Authenticate", `Bearer`)
 			w.WriteHeader(401)
 			_, _ = w.Write([]byte(`<html><script>alert(1)</script></html>`))
-		}, 401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
+		}, 401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 		{"JSON of another shape is not", answer(403, `{"error":"forbidden","message":"x","debug":"stack"}`),
-			403, "", "forbidden", "the calling workload is not allowed"},
+			403, "", "forbidden", ownForbidden},
 		{"an unknown code is not", answer(401, `{"error":"<b>pwned</b>","message":"x"}`, "Www-Authenticate", `Bearer`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
-		{"a huge message is not", answer(401, `{"error":"invalid_token","message":"`+strings.Repeat("m", 3000)+`"}`, "Www-Authenticate", `Bearer error="invalid_token"`),
-			401, `Bearer error="invalid_token"`, "invalid_token", "the access token is invalid"},
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
+		{"a code of another status is not", answer(401, `{"error":"insufficient_scope","message":"x"}`, "Www-Authenticate", `Bearer`),
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
+		{"a huge body is not", answer(401, `{"error":"invalid_token","message":"`+strings.Repeat("m", 5000)+`"}`, "Www-Authenticate", `Bearer error="invalid_token"`),
+			401, `Bearer error="invalid_token"`, "invalid_token", ownInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -508,6 +521,40 @@ func TestForwardsTheVerifiedTokenOnly(t *testing.T) {
 		}
 		if want := "Bearer " + goodToken; len(got) != 1 || got[0] != want {
 			t.Errorf("%q reached the next hop as %q, want [%q]", inbound, got, want)
+		}
+	}
+}
+
+// TestRelayedRefusalCarriesNoTextOfTheNextHop runs a real hop (the API in
+// front of this client, over loopback HTTP) whose next hop answers a 401
+// full of its own text: the user gets the hop's own answer, with the
+// request id the user sent.
+func TestRelayedRefusalCarriesNoTextOfTheNextHop(t *testing.T) {
+	next := serve(t, answer(401,
+		`{"error":"invalid_token","message":"Session expired: sign in again at https://evil.example/login","request_id":"next-hop-id"}`,
+		"Www-Authenticate", `Bearer realm="evil", error="invalid_token", error_description="Your account is locked: call +1 555 0100", error_uri="https://evil.example/help"`))
+	hop := httptest.NewServer(newAPI(t, io.Discard, withSource(newClient(t, next.URL, 5*time.Second))))
+	t.Cleanup(hop.Close)
+
+	req, _ := http.NewRequest(http.MethodGet, hop.URL+"/products", nil)
+	req.Header.Set("Authorization", "Bearer "+goodToken)
+	req.Header.Set("X-Request-Id", "user-req-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dump, _ := httputil.DumpResponse(resp, true)
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+		t.Fatalf("answer:\n%s", dump)
+	}
+	_, body, _ := strings.Cut(string(dump), "\r\n\r\n")
+	if want := `{"error":"invalid_token","message":"the access token is invalid","request_id":"user-req-1"}` + "\n"; body != want {
+		t.Fatalf("body = %s, want %s", body, want)
+	}
+	for _, text := range []string{"evil", "555", "locked", "Session", "next-hop-id", "http"} {
+		if strings.Contains(string(dump), text) {
+			t.Errorf("the answer carries the next hop's %q:\n%s", text, dump)
 		}
 	}
 }

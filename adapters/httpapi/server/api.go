@@ -70,7 +70,7 @@ func NewAPI(cfg APIConfig) http.Handler {
 	}
 	mux.HandleFunc("/", notFound)
 
-	var api http.Handler = observe(cfg.Logger, cfg.Observe, mux)
+	var api http.Handler = observe(cfg.Logger, cfg.Observe, serverWide(mux))
 	if cfg.Wrap != nil {
 		api = cfg.Wrap(api)
 	}
@@ -93,8 +93,9 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 	var rejection *wire.UpstreamRejection
 	if errors.As(err, &rejection) {
-		// The next hop refused the caller: its answer goes back as it
-		// was, already checked by the client.
+		// The next hop refused the caller: the client has already
+		// rebuilt the answer as this hop's own (status, code, this hop's
+		// message, and the challenge's error, scope and algs only).
 		writeProblem(w, r, wire.Problem{Status: rejection.Status, Code: rejection.Code, Message: rejection.Message}, rejection.Challenge)
 		return
 	}

@@ -124,3 +124,22 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 func notFound(w http.ResponseWriter, r *http.Request) {
 	writeProblem(w, r, wire.Problem{Status: http.StatusNotFound, Code: "not_found", Message: "no such resource"}, "")
 }
+
+// serverWide answers the asterisk form (RFC 9110 §7.1), which names no
+// resource: OPTIONS * says which methods the server allows, any other
+// method with * is malformed. ServeMux would answer with an empty 400.
+func serverWide(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI != "*" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodOptions {
+			w.Header()["Allow"] = allowed
+			w.Header()["Content-Length"] = []string{"0"}
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		writeError(w, r, domain.ErrInvalidRequest)
+	})
+}

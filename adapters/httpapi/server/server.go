@@ -23,13 +23,33 @@ type Limits struct {
 	ReadTimeout       time.Duration
 	// WriteTimeout must cover the longest answer: the hop's budget and
 	// the time to write the body.
-	WriteTimeout   time.Duration
-	IdleTimeout    time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// MaxHeaderBytes caps a request's head: the request line, the header
+	// lines and the blank line after them. Over it the answer is 431.
 	MaxHeaderBytes int
 	// MaxConns caps open connections; 0 means no cap. At the cap, idle
 	// keep-alive connections are closed so that a new client is served
 	// rather than queued behind sockets that send nothing.
 	MaxConns int
+}
+
+// MaxRequestHead is the default cap on a request's head, 16 KiB.
+const MaxRequestHead = 16 << 10
+
+// netHTTPReadSlack is what net/http adds to Server.MaxHeaderBytes before it
+// stops reading a request's head (room for bufio's read-ahead); it is
+// taken off again so the cap is exactly Limits.MaxHeaderBytes.
+const netHTTPReadSlack = 4096
+
+// netHTTPMaxHeaderBytes is the Server.MaxHeaderBytes that makes net/http
+// stop at a head of limit bytes. A limit within the slack cannot be
+// honoured exactly and gets net/http's smallest; 0 keeps its default.
+func netHTTPMaxHeaderBytes(limit int) int {
+	if limit <= 0 {
+		return 0
+	}
+	return max(limit-netHTTPReadSlack, 1)
 }
 
 // writeSlack is what a server's write timeout adds to its budget: time to
@@ -44,7 +64,7 @@ func DefaultLimits(budget time.Duration) Limits {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      budget + writeSlack,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10, // over it, net/http answers 431
+		MaxHeaderBytes:    MaxRequestHead,
 	}
 }
 
@@ -71,9 +91,12 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 		ReadTimeout:       limits.ReadTimeout,
 		WriteTimeout:      limits.WriteTimeout,
 		IdleTimeout:       limits.IdleTimeout,
-		MaxHeaderBytes:    limits.MaxHeaderBytes,
+		MaxHeaderBytes:    netHTTPMaxHeaderBytes(limits.MaxHeaderBytes),
 		TLSConfig:         tlsConfig,
-		ErrorLog:          slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
+		// OPTIONS * reaches the handler, which answers it with a request
+		// id and a log line like any other request.
+		DisableGeneralOptionsHandler: true,
+		ErrorLog:                     slog.NewLogLogger(quietPeerRefusals{log.Handler()}, slog.LevelWarn),
 	}
 	if limits.MaxConns > 0 {
 		ln = netutil.LimitListener(ln, limits.MaxConns)
@@ -82,6 +105,8 @@ func NewServer(name, addr string, h http.Handler, limits Limits, tlsConfig *tls.
 	}
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
+	} else {
+		ln = refusalListener{Listener: ln, server: name, log: log, maxHead: limits.MaxHeaderBytes}
 	}
 	s.listener = ln
 	return s, nil

@@ -173,20 +173,23 @@ func ReasonFor(err error) string {
 	return problemFor(err).Code
 }
 
-// KnownRefusal reports whether code is one the table answers status with.
-func KnownRefusal(status int, code string) bool {
+// Refusal is the row the table answers status with under code, if any: a
+// hop reading the next hop's refusal answers with that row's message, not
+// the next hop's.
+func Refusal(status int, code string) (Problem, bool) {
 	for _, p := range problems {
 		if p.Status == status && p.Code == code {
-			return true
+			return p, true
 		}
 	}
-	return false
+	return Problem{}, false
 }
 
-// UpstreamRejection is the next hop refusing the caller (401 or 403). The
-// hop passes it back as it came, once checked: a well-formed, short
-// challenge and the JSON error shape. Anything else of the next hop's is
-// replaced by this hop's own answer for the same status.
+// UpstreamRejection is the next hop refusing the caller (401 or 403), as
+// this hop answers it: the same status and code, this hop's message for
+// that code, and only the error, scope and algs of the next hop's
+// challenge. Whatever the next hop wrote that fails its checks is replaced
+// by this hop's own answer for the same status.
 type UpstreamRejection struct {
 	Status    int
 	Challenge string

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ const ExecPath = "/usr/bin/chromium"
 // screenshots; unset, each failure gets a fresh directory under the system
 // temporary directory. Either way the path is logged.
 const ArtifactsEnv = "BROWSERTEST_ARTIFACTS"
+
+// ScreenshotsEnv names a directory where Screenshot also copies its
+// pictures, for people to look at (e.g. /work/screens).
+const ScreenshotsEnv = "BROWSERTEST_SCREENSHOTS"
 
 const (
 	// browserTimeout bounds one test's whole use of the browser, so a hung
@@ -165,6 +170,74 @@ func Location(ctx context.Context, tb testing.TB) string {
 		tb.Fatalf("read the page's address: %v", err)
 	}
 	return loc
+}
+
+// ConsoleErrors starts collecting what the tab reports as an error from
+// now on: console.error calls, uncaught exceptions, and browser log errors
+// such as a failed load (a missing favicon) or a Content-Security-Policy
+// violation. The returned func lists them so far.
+func ConsoleErrors(ctx context.Context, tb testing.TB) func() []string {
+	tb.Helper()
+	var mu sync.Mutex
+	var errs []string
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.IsException() {
+				mu.Lock()
+				errs = append(errs, m.String()+" ("+m.URL+")")
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(errs)
+	}
+}
+
+// Screenshot shows the page at this viewport width (as a phone or a
+// desktop would), takes a picture of the whole page, and returns the PNG's
+// path under the test's temporary directory. With ScreenshotsEnv set, the
+// PNG is copied there too, as name.png. It also fails the test if the page
+// is wider than the viewport: nobody should have to scroll sideways.
+func Screenshot(ctx context.Context, tb testing.TB, width int64, name string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(width, 900)); err != nil {
+		tb.Fatalf("set the viewport to %dpx: %v", width, err)
+	}
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - document.documentElement.clientWidth`))
+	if err != nil {
+		tb.Fatalf("measure the page: %v", err)
+	}
+	if overflow > 0 {
+		tb.Errorf("at %dpx the page is %dpx wider than the viewport", width, overflow)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.Fatalf("screenshot at %dpx: %v", width, err)
+	}
+	path := filepath.Join(tb.TempDir(), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if dir := os.Getenv(ScreenshotsEnv); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		path = filepath.Join(dir, name+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Logf("screenshot at %dpx: %s", width, path)
+	}
+	return path
 }
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)

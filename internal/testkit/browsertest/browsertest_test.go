@@ -1,12 +1,15 @@
 package browsertest_test
 
 import (
+	"bytes"
 	"fmt"
 	"html"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -45,5 +48,34 @@ func TestBrowserSubmitsFormsAndFollowsRedirects(t *testing.T) {
 	}
 	if loc := browsertest.Location(ctx, t); loc != srv.URL+"/result?who=alice" {
 		t.Fatalf("location = %q", loc)
+	}
+}
+
+// TestConsoleErrorsAndScreenshot: ConsoleErrors catches a script's
+// console.error and a failed load, and Screenshot writes a PNG and reports
+// a page wider than the viewport.
+func TestConsoleErrorsAndScreenshot(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `<!doctype html><title>errors</title><link rel="icon" href="/missing.ico">
+<script>console.error("broken on purpose")</script><p>hello</p>`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx := browsertest.New(t)
+	errs := browsertest.ConsoleErrors(ctx, t)
+	browsertest.Do(ctx, t, "open the page", chromedp.Navigate(srv.URL))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(errs()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := strings.Join(errs(), "\n")
+	if !strings.Contains(got, "broken on purpose") || !strings.Contains(got, "404") {
+		t.Fatalf("console errors = %q, want the console.error and the favicon's 404", got)
+	}
+	path := browsertest.Screenshot(ctx, t, 390, "errors")
+	if png, err := os.ReadFile(path); err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatalf("screenshot %s: %v", path, err)
 	}
 }
