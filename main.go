@@ -71,12 +71,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg         = app.Defaults()
 		migrate     = app.MigrateDefaults()
 		login       = app.LoginDefaults()
+		proof       app.ProofConfig
 		showVersion bool
 		build       = buildInfo()
 		deps        = app.Deps{Stdout: stdout, Stderr: stderr, Build: build}
 	)
 	serve := flagsOf(&cfg, app.DefaultText)
 	dbFlags, loginFlags := flagsOf(&migrate, nil), flagsOf(&login, nil)
+	proofFlags := flagsOf(&proof, nil)
 	devCmds, devFlags := devCommands(deps, args)
 	migrateCmd := func(name, usage string, dir app.MigrateDirection) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, Flags: dbFlags.flags, OnUsageError: usageError, Action: func(c *cli.Context) error {
@@ -148,10 +150,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return app.Login(c.Context, login, stdout, stderr)
 				},
 			},
+			{
+				Name:         "proof",
+				OnUsageError: usageError,
+				Usage:        "print a fresh DPoP proof for one request, signed with the key a bound token is bound to",
+				Flags:        proofFlags.flags,
+				Action: func(*cli.Context) error {
+					return app.Proof(proof, stdout)
+				},
+			},
 		},
 	}
 	cliApp.Commands = append(cliApp.Commands, devCmds...)
-	return explain(cliApp.RunContext(ctx, args), args, append(devFlags, serve, dbFlags, loginFlags)...)
+	return explain(cliApp.RunContext(ctx, args), args, append(devFlags, serve, dbFlags, loginFlags, proofFlags)...)
 }
 
 // usageError reports a command line that does not parse (an unknown flag, a

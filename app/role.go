@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/httpapi/client"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
@@ -125,6 +126,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		return nil, err
 	}
 	peer, serverTLS := s.newPeerAuth(cfg, ids, identity, tel)
+	proofs, err := newDPoP(cfg, tel)
+	if err != nil {
+		return nil, err
+	}
 	api := server.NewAPI(server.APIConfig{
 		Source:        source,
 		Verifier:      verifier,
@@ -143,6 +148,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		OnPeerRefused: func() {
 			tel.metrics.PeerRefused(cfg.PeerAuth)
 		},
+		DPoP: proofs,
 	})
 	return s, s.newServers(cfg, api, serverTLS, tel)
 }
@@ -247,6 +253,18 @@ func (s *Service) newVerifier(cfg Config, tel telemetryParts) (*oidc.Verifier, e
 		onState: func(up bool) { tel.metrics.DependencyUp("oidc", up) },
 	})
 	return verifier, nil
+}
+
+// newDPoP is the edge's proof check, with its replay store in the metrics;
+// the inner hops have none.
+func newDPoP(cfg Config, tel telemetryParts) (server.DPoP, error) {
+	if !cfg.hop().IsEdge() {
+		return server.DPoP{}, nil
+	}
+	var v *dpop.Verifier
+	evicted := tel.metrics.DPoPReplayStore(func() int { return v.ReplayLen() })
+	v, err := dpop.New(dpop.Config{MaxAge: cfg.DPoPMaxAge, NonceSecret: []byte(cfg.DPoPNonce), OnExpire: evicted})
+	return server.DPoP{Mode: cfg.DPoP, PublicURL: cfg.PublicURL, Proofs: v, Algs: dpop.AlgorithmsParam()}, err
 }
 
 // newSource is where the role's products come from: the store on the role

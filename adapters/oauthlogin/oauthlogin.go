@@ -2,7 +2,8 @@
 // issuer with the device authorization grant (RFC 8628), as `trustchain
 // login` does: it finds the endpoints by discovery, shows the user where to
 // log in, and waits while they do. It works with Auth0 and with the demo
-// issuer, and stores nothing.
+// issuer, and stores nothing. Given a DPoP prover, it gets a token bound to
+// the prover's key (RFC 9449).
 package oauthlogin
 
 import (
@@ -56,6 +57,10 @@ type Config struct {
 	Prompt io.Writer
 	// HTTPClient calls the issuer. Default: a client with a 30s timeout.
 	HTTPClient *http.Client
+	// DPoP, when set, sends a proof with every token request so that the
+	// token is bound to the prover's key (RFC 9449), and refuses a token
+	// that comes back unbound.
+	DPoP Prover
 }
 
 func (c Config) validate() error {
@@ -115,6 +120,12 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	if endpoint.DeviceAuthURL == "" {
 		return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, ErrNoDeviceGrant)
 	}
+	if cfg.DPoP != nil {
+		if err := checkDPoP(provider, cfg.DPoP); err != nil {
+			return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, err)
+		}
+		ctx = oidc.ClientContext(ctx, withProofs(client, cfg.DPoP, endpoint.TokenURL))
+	}
 	// A public client has no secret; its ID goes in the form body.
 	endpoint.AuthStyle = oauth2.AuthStyleInParams
 	oc := &oauth2.Config{ClientID: cfg.ClientID, Endpoint: endpoint, Scopes: cfg.Scopes}
@@ -132,6 +143,11 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	}
 	if tok.AccessToken == "" {
 		return "", errors.New("wait for the login: the issuer answered without an access token")
+	}
+	if cfg.DPoP != nil {
+		if err := bound(tok.TokenType); err != nil {
+			return "", err
+		}
 	}
 	return tok.AccessToken, nil
 }

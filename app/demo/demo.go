@@ -7,6 +7,8 @@ package demo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
@@ -23,6 +25,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/dev/page"
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
@@ -207,7 +210,14 @@ func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	if d.uiServer, err = server.NewServer("ui", d.dc.UIListen, nil, server.DefaultLimits(0), nil, logFor("ui")); err != nil {
 		return err
 	}
+	// The issuer checks proofs at its token endpoint with a replay store
+	// of its own, apart from A's.
+	proofs, err := dpop.New(dpop.Config{})
+	if err != nil {
+		return err
+	}
 	d.issuer, err = issuer.New(issuer.Config{
+		DPoP:         issuer.DPoP{Check: proofs.TokenRequestKey, Algorithms: dpop.AlgorithmNames()},
 		URL:          "http://" + d.issuerServer.Addr(),
 		Key:          key,
 		Audience:     demoAudience,
@@ -324,6 +334,13 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 	if d.dc.MySQLDSN != "" {
 		store = "MySQL"
 	}
+	// C and B take a bound token only from a caller proven by workload
+	// identity; with it off, a bound token would not get past C, so the
+	// page's tokens are Bearer tokens then.
+	var sessionKeys func() (page.Prover, error)
+	if d.dc.PeerAuth != app.PeerAuthOff {
+		sessionKeys = sessionKey
+	}
 	return page.New(page.Config{
 		AURL:        d.chain.URL(domain.RoleA),
 		BURL:        d.chain.URL(domain.RoleB),
@@ -340,7 +357,18 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 		BClient:     bClient,
 		Decisions:   decisions,
 		Expired:     expiredTokens{d.issuer},
+		DPoP:        sessionKeys,
 	})
+}
+
+// sessionKey is a fresh ES256 key for one login on the page, held by the
+// page for that session alone.
+func sessionKey() (page.Prover, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("make a DPoP key: %w", err)
+	}
+	return dpop.NewProver(key), nil
 }
 
 // expiredTokens mints, for the page's "expired token" button, a token that
@@ -459,6 +487,7 @@ func (d *Demo) printInstructions(out io.Writer) {
 	}
 	fmt.Fprintf(&b, "\n0. Open the page and log in: %s\n   or log in from the terminal (device code):\n\n  eval \"$(%s login --oidc-issuer %s --client-id %s --oidc-audience %s --output env)\"\n\n",
 		d.UIURL(), d.self, d.issuer.Issuer(), demoCLIClient, demoAudience)
+	fmt.Fprintf(&b, "   For a token bound to a key (DPoP), add --dpop --key k.pem, and call A with a proof by it:\n\n  curl -s -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $(%s proof --key k.pem --method GET --url %s/products --token \"$TOKEN\")\" %s/products\n\n", d.self, a, a)
 	fmt.Fprintf(&b, "1. Or get a machine's token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
 	fmt.Fprintf(&b, "2. Call A with it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", a)
 	fmt.Fprintf(&b, "   One product, and a page of one with its Link to the next:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products/1\n  curl -si -H \"Authorization: Bearer $TOKEN\" '%s/products?limit=1'\n\n", a, a)

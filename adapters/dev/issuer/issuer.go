@@ -2,9 +2,10 @@
 // serves discovery and a JWKS, issues RS256 access tokens with Auth0's
 // claims to a machine client (client credentials), and logs configured users
 // in through the authorization-code flow with PKCE and the device
-// authorization grant. The demo command and the tests use it so that tokens
-// are real and verified end to end; State lets the demo keep its key and
-// secrets across restarts.
+// authorization grant. A token request with a DPoP proof gets a token bound
+// to the proof's key (RFC 9449 §5). The demo command and the tests use it so
+// that tokens are real and verified end to end; State lets the demo keep its
+// key and secrets across restarts.
 package issuer
 
 import (
@@ -69,6 +70,11 @@ type Config struct {
 	// Key is the signing key, kept by the caller across restarts (see
 	// State); nil makes a fresh one.
 	Key *rsa.PrivateKey
+	// DPoP, when its Check is set, binds the tokens of every grant to the
+	// key of a DPoP proof sent with the token request (RFC 9449 §5).
+	// Without it a DPoP header is ignored, as by a server that does not
+	// know DPoP.
+	DPoP DPoP
 }
 
 func (c Config) validate() error {
@@ -89,6 +95,9 @@ func (c Config) validate() error {
 	}
 	if c.DeviceInterval < 0 || c.DeviceInterval%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("device interval %v must be a non-negative whole number of seconds", c.DeviceInterval))
+	}
+	if (c.DPoP.Check == nil) != (len(c.DPoP.Algorithms) == 0) {
+		errs = append(errs, errors.New("DPoP needs both a proof checker and its algorithms"))
 	}
 	errs = append(errs, validateUsers(c.Users)...)
 	errs = append(errs, validatePublicClients(c.PublicClients, c.ClientID)...)
@@ -258,7 +267,7 @@ func (iss *Issuer) Mint(claims map[string]any) (string, error) {
 
 func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	base := iss.cfg.URL
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc := map[string]any{
 		"issuer":                                iss.Issuer(),
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/oauth/token",
@@ -274,7 +283,11 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                      iss.scopesSupported(),
 		"claims_supported":                      []string{"aud", "exp", "iat", "iss", "sub", "name", "nickname", "nonce", "azp"},
-	})
+	}
+	if iss.cfg.DPoP.Check != nil {
+		doc["dpop_signing_alg_values_supported"] = iss.cfg.DPoP.Algorithms
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (iss *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -304,6 +317,8 @@ type tokenRequest struct {
 	// basicAuth records that the client authenticated with HTTP Basic, so
 	// a refusal names that scheme in its challenge (RFC 6749 §5.2).
 	basicAuth bool
+
+	jkt string // the thumbprint of the DPoP key to bind the token to, or ""
 }
 
 type tokenResponse struct {
@@ -324,6 +339,10 @@ func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	req, err := readTokenRequest(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	var ok bool
+	if req.jkt, ok = iss.proofKey(w, r); !ok {
 		return
 	}
 	switch req.GrantType {
@@ -352,6 +371,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 		return
 	}
 	claims := iss.DefaultClaims(req.ClientID + "@clients")
+	tokenType := bind(claims, req.jkt)
 	token, err := iss.Mint(claims)
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
@@ -359,7 +379,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: token,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
 		Scope:       claims["scope"].(string),
 	})
