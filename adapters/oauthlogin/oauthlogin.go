@@ -115,6 +115,9 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	if endpoint.DeviceAuthURL == "" {
 		return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, ErrNoDeviceGrant)
 	}
+	if err := inClearOnlyOnLoopback(cfg.Issuer, endpoint.DeviceAuthURL, endpoint.TokenURL); err != nil {
+		return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, err)
+	}
 	// A public client has no secret; its ID goes in the form body.
 	endpoint.AuthStyle = oauth2.AuthStyleInParams
 	oc := &oauth2.Config{ClientID: cfg.ClientID, Endpoint: endpoint, Scopes: cfg.Scopes}
@@ -134,6 +137,26 @@ func login(ctx context.Context, cfg Config) (string, error) {
 		return "", errors.New("wait for the login: the issuer answered without an access token")
 	}
 	return tok.AccessToken, nil
+}
+
+// inClearOnlyOnLoopback holds the endpoints discovery names to the
+// issuer's own transport security, as the roles hold its jwks_uri: https,
+// or http on loopback when the issuer itself is loopback http. An https
+// issuer's discovery must not send the device code and the token in clear.
+func inClearOnlyOnLoopback(issuer string, endpoints ...string) error {
+	iss, _ := url.Parse(issuer) // validate has parsed it
+	for _, e := range endpoints {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil:
+			return fmt.Errorf("endpoint %q is not an absolute URL", e)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && iss.Scheme == "http" && domain.IsLoopbackHost(u.Hostname()):
+		default:
+			return fmt.Errorf("endpoint %q is not https: the device code and the token must not travel in clear", e)
+		}
+	}
+	return nil
 }
 
 // slashHint is the likely fix when discovery fails because the issuer

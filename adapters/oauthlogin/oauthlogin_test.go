@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,6 +375,58 @@ func TestLoginNeedsTheDeviceGrant(t *testing.T) {
 	})
 	if !errors.Is(err, oauthlogin.ErrNoDeviceGrant) {
 		t.Fatalf("Login = %v, want ErrNoDeviceGrant", err)
+	}
+}
+
+// TestLoginKeepsTheIssuersTransport: the device and token endpoints that
+// discovery names must be https, or loopback http under a loopback http
+// issuer; otherwise nothing is sent to them.
+func TestLoginKeepsTheIssuersTransport(t *testing.T) {
+	tests := []struct {
+		name             string
+		tls              bool
+		device, tokenURL func(self string) string
+	}{
+		{"https issuer, http token endpoint", true,
+			func(self string) string { return self + "/device" },
+			func(self string) string { return strings.Replace(self, "https://", "http://", 1) + "/token" }},
+		{"https issuer, http device endpoint", true,
+			func(self string) string { return strings.Replace(self, "https://", "http://", 1) + "/device" },
+			func(self string) string { return self + "/token" }},
+		{"loopback issuer, token endpoint in clear off loopback", false,
+			func(self string) string { return self + "/device" },
+			func(string) string { return "http://issuer.example/token" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var calls atomic.Int32
+			var srv *httptest.Server
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/.well-known/openid-configuration" {
+					calls.Add(1)
+					http.NotFound(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"device_authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q}`,
+					srv.URL+"/", srv.URL+"/authorize", tt.device(srv.URL), tt.tokenURL(srv.URL), srv.URL+"/jwks")
+			})
+			if tt.tls {
+				srv = httptest.NewTLSServer(handler)
+			} else {
+				srv = httptest.NewServer(handler)
+			}
+			defer srv.Close()
+			_, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
+				Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: newPrompt(), HTTPClient: srv.Client(),
+			})
+			if err == nil || !strings.Contains(err.Error(), "must not travel in clear") {
+				t.Fatalf("Login = %v, want a refusal of the clear-text endpoint", err)
+			}
+			if n := calls.Load(); n != 0 {
+				t.Fatalf("%d requests went past discovery", n)
+			}
+		})
 	}
 }
 
