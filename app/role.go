@@ -112,7 +112,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	identity, err := s.openIdentity(ctx, cfg, deps)
+	identity, err := s.openIdentity(ctx, cfg, deps, ids.self, tel)
 	if err != nil {
 		return nil, err
 	}

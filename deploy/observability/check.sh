@@ -127,6 +127,10 @@ mutations=(
   $'== 0\n      for: 5m' $'== 0\n      for: 3m'
   "TrustchainPodNotReady: any value counts as down (every pod fires)"
   '(trustchain_dependency_up) == 0' '(trustchain_dependency_up) <= 1'
+  "TrustchainSVIDExpiringSoon: a third -> 1/2.9 of the lifetime (c fires at 80m)"
+  'trustchain_svid_not_before_timestamp_seconds) / 3' 'trustchain_svid_not_before_timestamp_seconds) / 2.9'
+  "TrustchainSVIDExpiringSoon: a third -> 1/3.1 of the lifetime (c quiet at 81m)"
+  'trustchain_svid_not_before_timestamp_seconds) / 3' 'trustchain_svid_not_before_timestamp_seconds) / 3.1'
 )
 
 # mutate TREE FROM TO: replace the one occurrence of FROM in TREE's rule
