@@ -136,6 +136,11 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	if tok.AccessToken == "" {
 		return "", errors.New("wait for the login: the issuer answered without an access token")
 	}
+	if !isB64Token(tok.AccessToken) {
+		// It is printed and goes into an Authorization header: anything
+		// else could be an escape sequence, and is no bearer token.
+		return "", errors.New("wait for the login: the issuer's access token is not an RFC 6750 b64token")
+	}
 	return tok.AccessToken, nil
 }
 
@@ -157,6 +162,23 @@ func inClearOnlyOnLoopback(issuer string, endpoints ...string) error {
 		}
 	}
 	return nil
+}
+
+// isB64Token reports whether s is an RFC 6750 section 2.1 b64token, the
+// form a bearer token takes: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+// "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // slashHint is the likely fix when discovery fails because the issuer

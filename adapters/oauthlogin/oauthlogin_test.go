@@ -255,6 +255,35 @@ func TestLoginEscapesTheIssuersText(t *testing.T) {
 	}
 }
 
+// TestLoginRefusesATokenThatIsNoBearerToken: an access token with an
+// escape sequence in it is refused, not printed.
+func TestLoginRefusesATokenThatIsNoBearerToken(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q,"device_authorization_endpoint":%q}`,
+				srv.URL+"/", srv.URL+"/authorize", srv.URL+"/token", srv.URL+"/jwks", srv.URL+"/device")
+		case "/device":
+			fmt.Fprint(w, `{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"http://127.0.0.1/activate","expires_in":60,"interval":1}`)
+		case "/token":
+			fmt.Fprint(w, `{"access_token":"eyJh.e30.c2ln\u001b]0;pwned\u0007","token_type":"Bearer","expires_in":60}`)
+		}
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	token, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
+		Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: &out,
+	})
+	if err == nil || token != "" || !strings.Contains(err.Error(), "not an RFC 6750 b64token") {
+		t.Fatalf("Login = %q, %v; want a refusal of the token", token, err)
+	}
+	if strings.ContainsAny(out.String()+err.Error(), "\x1b\x07") {
+		t.Errorf("the issuer's control characters were printed: %q %q", out.String(), err)
+	}
+}
+
 // TestLoginHintsAtTheTrailingSlash: the demo issuer, like Auth0 and
 // Hydra, names itself with a trailing slash; without it discovery fails
 // on iss, with a hint.
