@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/httpapi/client"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
@@ -125,6 +126,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		return nil, err
 	}
 	peer, serverTLS := s.newPeerAuth(cfg, ids, identity, tel)
+	proofs, err := newDPoP(cfg, tel)
+	if err != nil {
+		return nil, err
+	}
 	api := server.NewAPI(server.APIConfig{
 		Source:        source,
 		Verifier:      verifier,
@@ -143,6 +148,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 		OnPeerRefused: func() {
 			tel.metrics.PeerRefused(cfg.PeerAuth)
 		},
+		DPoP: proofs,
 	})
 	return s, s.newServers(cfg, api, serverTLS, tel)
 }
@@ -249,6 +255,18 @@ func (s *Service) newVerifier(cfg Config, tel telemetryParts) (*oidc.Verifier, e
 	return verifier, nil
 }
 
+// newDPoP is the edge's proof check, with its replay store in the metrics;
+// the inner hops have none.
+func newDPoP(cfg Config, tel telemetryParts) (server.DPoP, error) {
+	if !cfg.hop().IsEdge() {
+		return server.DPoP{}, nil
+	}
+	var v *dpop.Verifier
+	evicted := tel.metrics.DPoPReplayStore(func() int { return v.ReplayLen() })
+	v, err := dpop.New(dpop.Config{MaxAge: cfg.DPoPMaxAge, NonceSecret: []byte(cfg.DPoPNonce), OnExpire: evicted})
+	return server.DPoP{Mode: cfg.DPoP, PublicURL: cfg.PublicURL, Proofs: v, Algs: dpop.AlgorithmsParam()}, err
+}
+
 // newSource is where the role's products come from: the store on the role
 // that reads it, the next hop's client on the others.
 func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity spiffetls.Source, ids identities) (ports.ProductSource, error) {
@@ -259,12 +277,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 	if deps.Source != nil {
 		return withTimeout{source: deps.Source, timeout: cfg.QueryTimeout}, nil
 	}
-	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle})
+	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return db.Close() })
-	mysql.RouteDriverLogs(s.log)
 	host, port := splitHostPort(db.Addr())
 	db = db.WithQueryHooks(tel.metrics.QueryHook(), tel.tracing.QueryHook(telemetry.DBInfo{Name: db.Name(), Address: host, Port: port}))
 	if err := tel.metrics.RegisterDB(db.Bun().DB, db.Name()); err != nil {
@@ -278,10 +295,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 			version, err := db.Connect(ctx)
 			if err == nil {
 				s.log.Info("mysql answers", slog.String("version", version), slog.String("database", db.Name()))
+				err = db.CheckSchema(ctx) // a missing schema is a readiness cause too
 			}
 			return err
 		},
-		check:   db.Ping,
+		check:   db.Ready,
 		onState: func(up bool) { tel.metrics.DependencyUp("mysql", up) },
 	})
 	return withTimeout{source: mysql.NewRepository(db), timeout: cfg.QueryTimeout}, nil

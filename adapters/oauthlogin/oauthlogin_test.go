@@ -30,12 +30,13 @@ const (
 )
 
 // newIssuer runs the demo issuer on loopback with alice, who may read
-// products, and the CLI's public client, polled every second.
-func newIssuer(tb testing.TB) (*issuer.Issuer, *testclock.Offset) {
+// products, and the CLI's public client, polled every second; opts adjust
+// the config.
+func newIssuer(tb testing.TB, opts ...func(*issuer.Config)) (*issuer.Issuer, *testclock.Offset) {
 	tb.Helper()
 	clock := &testclock.Offset{}
 	srv := httptest.NewUnstartedServer(nil)
-	iss, err := issuer.New(issuer.Config{
+	cfg := issuer.Config{
 		URL:          "http://" + srv.Listener.Addr().String(),
 		Audience:     audience,
 		ClientID:     "machine",
@@ -46,7 +47,11 @@ func newIssuer(tb testing.TB) (*issuer.Issuer, *testclock.Offset) {
 		PublicClients:  []issuer.PublicClient{{ID: cliClient}},
 		DeviceInterval: time.Second,
 		Now:            clock.Now,
-	})
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	iss, err := issuer.New(cfg)
 	if err != nil {
 		tb.Fatalf("issuer.New: %v", err)
 	}

@@ -438,3 +438,19 @@ func (m *Metrics) SVID() SVIDMetrics {
 		},
 	}
 }
+
+// DPoPReplayStore reports the edge's DPoP jti store:
+// trustchain_dpop_replay_entries at scrape time, and
+// trustchain_dpop_replay_evictions_total, counted through the hook it
+// returns. A store full of live jtis evicts nothing: it refuses, and
+// token_checks_total counts those as dpop_replay_store_full.
+func (m *Metrics) DPoPReplayStore(size func() int) (evicted func()) {
+	evictions := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "dpop_replay_evictions_total",
+		Help: "Expired DPoP proof ids the replay store dropped to make room.", ConstLabels: prometheus.Labels{"role": m.role}})
+	m.reg.MustRegister(evictions, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "dpop_replay_entries",
+		Help:        "DPoP proof ids the replay store holds now.",
+		ConstLabels: prometheus.Labels{"role": m.role},
+	}, func() float64 { return float64(size()) }))
+	return evictions.Inc
+}

@@ -45,6 +45,8 @@ type APIConfig struct {
 	OnTokenCheck func(reason string)
 	// OnPeerRefused, when set, learns each refused workload.
 	OnPeerRefused func()
+	// DPoP is the edge's DPoP setting; the zero value at inner hops.
+	DPoP DPoP
 }
 
 // NewAPI returns the handler for the API port: GET (and HEAD) on every
@@ -53,7 +55,8 @@ type APIConfig struct {
 func NewAPI(cfg APIConfig) http.Handler {
 	h := handlers{source: cfg.Source, envelope: cfg.Envelope, paging: cfg.Paging, clock: cfg.Clock}
 	guard := func(next http.HandlerFunc) http.Handler {
-		var g http.Handler = authenticate(cfg.Verifier, cfg.RequiredScope, cfg.OnTokenCheck, next)
+		tc := tokenCheck{verifier: cfg.Verifier, scope: cfg.RequiredScope, dpop: cfg.DPoP, peerProven: cfg.Peer != nil, clock: cfg.Clock}
+		var g http.Handler = authenticate(tc, cfg.OnTokenCheck, next)
 		if cfg.Peer != nil {
 			g = authorizePeer(cfg.OnPeerRefused, g)
 		}
@@ -107,6 +110,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header()["Retry-After"] = []string{wire.RetryAfterOf(err)}
+	}
+	if challenges := state.dpop.challenges(challenge, state.usedDPoP); len(challenges) > 1 {
+		// Both schemes' challenges, each in its own header line.
+		w.Header()["Www-Authenticate"], challenge = challenges, ""
+	} else if len(challenges) == 1 {
+		challenge = challenges[0]
 	}
 	writeProblem(w, r, p, challenge)
 }
