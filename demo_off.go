@@ -16,7 +16,7 @@ var errNoDemo = errors.New("this build has no demo (built with -tags nodemo): bu
 
 // devCommands keeps the names `demo` and `certs`, hidden, so that calling
 // them says in one line why they are missing, whatever the arguments.
-func devCommands(app.Deps) ([]*cli.Command, []flagSet) {
+func devCommands(app.Deps, []string) ([]*cli.Command, []flagSet) {
 	var cmds []*cli.Command
 	for _, name := range []string{"demo", "certs"} {
 		cmds = append(cmds, &cli.Command{

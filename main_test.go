@@ -13,7 +13,7 @@ func TestConfigErrorsNameFlagAndEnv(t *testing.T) {
 		args []string
 		want []string // each must be one line of the error
 	}{
-		{"nothing set", nil, []string{
+		{"nothing set but the format", []string{"--log-format=json"}, []string{
 			"  --role [ROLE]: is required",
 			"  --oidc-issuer [OIDC_ISSUER]: is required",
 			"  --oidc-audience [OIDC_AUDIENCE]: is required",
@@ -199,5 +199,68 @@ func TestBadCommandLineIsOneLine(t *testing.T) {
 		if out := stdout.String() + stderr.String(); strings.Contains(out, "USAGE") || strings.Contains(out, "OPTIONS") {
 			t.Errorf("%v printed the help:\n%s", tt.args, out)
 		}
+	}
+}
+
+// TestUsageErrorsExitNonZero: a command line naming nothing that exists
+// exits 2 wherever the mistake is, with the closest name when one is close.
+func TestUsageErrorsExitNonZero(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"migrate", "sideways"}, `unknown command "sideways" (see --help)`},
+		{[]string{"migrate", "stauts"}, `unknown command "stauts"; did you mean status?`},
+		{[]string{"migrate"}, "migrate needs a command: one of up, down, status"},
+		{[]string{"mgirate", "up"}, `unknown command "mgirate"; did you mean migrate?`},
+		{[]string{"frobnicate"}, `unknown command "frobnicate" (see --help)`},
+		{[]string{"--rol", "a"}, "-rol; did you mean --role?"},
+		{[]string{"seed", "--mysql-dns", "x"}, "-mysql-dns; did you mean --mysql-dsn?"},
+		{[]string{"migrate", "up", "--zzz"}, "flag provided but not defined: -zzz (see --help)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			err := run(context.Background(), append([]string{"trustchain"}, tt.args...), &bytes.Buffer{}, &bytes.Buffer{})
+			if err == nil || exitCode(err) != 2 {
+				t.Fatalf("exit code %d, err %v; want 2", exitCode(err), err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestNoArgumentsPointsTheWay: `trustchain` alone, with no role in the
+// environment either, prints where to start, not three missing settings.
+func TestNoArgumentsPointsTheWay(t *testing.T) {
+	t.Setenv("ROLE", "")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"trustchain"}, &stdout, &stderr)
+	if exitCode(err) != 2 || err.Error() != "" {
+		t.Fatalf("err = %v (exit %d), want a silent usage error", err, exitCode(err))
+	}
+	for _, want := range []string{"trustchain demo", "trustchain --role a|b|c", "trustchain --help"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("usage does not mention %q:\n%s", want, stderr.String())
+		}
+	}
+	if stdout.Len() != 0 || strings.Contains(stderr.String(), "is required") {
+		t.Errorf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+// TestErrorsSayWhatCameFromTheEnvironment: a bad value from the
+// environment is named as such; the same value given as a flag is not.
+func TestErrorsSayWhatCameFromTheEnvironment(t *testing.T) {
+	t.Setenv("PEER_AUTH", "tls")
+	base := []string{"trustchain", "--role=c", "--upstream=http://b", "--oidc-issuer=https://t/", "--oidc-audience=x"}
+	err := run(context.Background(), base, &bytes.Buffer{}, &bytes.Buffer{})
+	if want := `  --peer-auth [PEER_AUTH (from the environment)]: "tls" is not one of`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("missing %q in:\n%v", want, err)
+	}
+	err = run(context.Background(), append(base, "--peer-auth=tls"), &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), `  --peer-auth [PEER_AUTH]: "tls"`) {
+		t.Fatalf("a flag's value was put down to the environment:\n%v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 )
 
@@ -39,6 +41,7 @@ func TestReadmeRecipes(t *testing.T) {
 	iss, err := issuer.New(issuer.Config{
 		URL: "http://" + ts.Listener.Addr().String(), Audience: "https://trustchain.example/api",
 		ClientID: "YOUR_CLIENT_ID", ClientSecret: "YOUR_CLIENT_SECRET", Scopes: []string{"read:products"},
+		DPoP: readmeIssuerDPoP(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +64,24 @@ func TestReadmeRecipes(t *testing.T) {
 	}
 	var script strings.Builder
 	script.WriteString(`go() { if [ "$1" = run ] && [ "$2" = . ]; then shift 2; "$TRUSTCHAIN" "$@"; else command go "$@"; fi; }
+trustchain() { "$TRUSTCHAIN" "$@"; }
 ready() { for p in "$@"; do for i in $(seq 300); do curl -sf -o /dev/null "http://127.0.0.1:$p/readyz" && break; sleep 0.1; done; done; }
 `)
-	for _, step := range []struct{ recipe, admins string }{
-		{"laptop", "9092 9093 9090"}, {"laptop-call", ""}, {"mtls", "9192 9193 9190"}, {"mtls-call", ""},
-	} {
-		script.WriteString(local(readmeRecipe(t, readme, step.recipe)))
+	steps := []struct{ recipe, admins string }{
+		{"laptop", "9092 9093 9090"}, {"laptop-call", ""}, {"mtls", "9192 9193 9190"}, {"mtls-call", ""}, {"dpop-call", ""},
+	}
+	// Every recipe in the README is run: a new one must be added here.
+	for _, m := range regexp.MustCompile(`<!-- recipe: (\S+) -->`).FindAllSubmatch(readme, -1) {
+		if !slices.ContainsFunc(steps, func(s struct{ recipe, admins string }) bool { return s.recipe == string(m[1]) }) {
+			t.Errorf("README recipe %q is not run by this test", m[1])
+		}
+	}
+	for _, step := range steps {
+		recipe := readmeRecipe(t, readme, step.recipe)
+		if strings.Contains(recipe, "--role=b") && !regexp.MustCompile(`(?m)^go run \. migrate up\b(.|\n)*^go run \. seed\b`).MatchString(recipe) {
+			t.Errorf("recipe %q starts B without migrate up and seed", step.recipe)
+		}
+		script.WriteString(local(recipe))
 		if step.admins != "" {
 			script.WriteString(local("ready " + step.admins + "\n"))
 		}
@@ -111,12 +126,34 @@ ready() { for p in "$@"; do for i in $(seq 300); do curl -sf -o /dev/null "http:
 	}
 	// The mTLS chain serves the catalogue through A, and C refuses a caller
 	// without a client certificate: the last curl fails its handshake.
-	if n := strings.Count(string(out), `{"products":[{"id":1,"name":"Laptop"`); n != 3 {
-		t.Errorf("the catalogue came back %d times, want 3 (twice without mTLS, once with):\n%s", n, out)
+	if n := strings.Count(string(out), `{"products":[{"id":1,"name":"Laptop"`); n != 4 {
+		t.Errorf("the catalogue came back %d times, want 4 (twice without mTLS, once with, once with DPoP):\n%s", n, out)
 	}
 	if strings.Contains(string(out), "recipe mtls-call exit 0") {
 		t.Errorf("C answered a caller without a client certificate:\n%s", out)
 	}
+	// DPoP: a bound token with its proof through the mTLS chain, a page
+	// whose proof names no query, then the same token as Bearer refused.
+	for _, want := range []string{
+		`token_type: DPoP`,
+		`{"products":[{"id":1,"name":"Laptop","price":1000}],"serviceA_metadata":"request processed at `,
+		`Bearer error="invalid_token"`,
+		"recipe dpop-call exit 0",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the DPoP recipe's output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// readmeIssuerDPoP has the recipes' issuer bind tokens as Auth0 does for
+// an API that requires DPoP, checking proofs with the edge's own verifier.
+func readmeIssuerDPoP(t *testing.T) issuer.DPoP {
+	v, err := dpop.New(dpop.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return issuer.DPoP{Check: v.TokenRequestKey, Algorithms: dpop.AlgorithmNames()}
 }
 
 // readmeRecipe returns the shell block under <!-- recipe: name -->.

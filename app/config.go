@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/trustchain/trustchain/adapters/flagcheck"
 	"github.com/trustchain/trustchain/adapters/oidc"
 	"github.com/trustchain/trustchain/domain"
 )
@@ -30,7 +30,8 @@ const (
 // definition: `flag` and `env` name it on the command line and in the
 // environment, `usage` explains it in --help, `validate` checks it, and
 // `for` marks a setting only some roles use ("upstream": the roles that
-// call another; "store": the role that reads the store). main derives the
+// call another; "store": the role that reads the store; "edge": the role
+// the ingress calls). main derives the
 // command-line flags from these tags, and every problem names the flag.
 type Config struct {
 	Role        string `flag:"role" env:"ROLE" usage:"role to serve: a (gateway), c (middle hop) or b (reads MySQL)" validate:"required,role"`
@@ -47,6 +48,10 @@ type Config struct {
 	ClockSkew    time.Duration `flag:"clock-skew" env:"CLOCK_SKEW" usage:"leeway on a token's exp and nbf, the same for both" validate:"gte=0,lte=5m"`
 	SigningAlgs  []string      `flag:"signing-algs" env:"SIGNING_ALGS" usage:"algorithms tokens may be signed with: RS256/384/512, PS256/384/512, ES256/384/512, EdDSA" validate:"min=1,dive,oneof=RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA"`
 	JWKSRefresh  time.Duration `flag:"jwks-refresh" env:"JWKS_REFRESH" usage:"how often the issuer's keys are refetched, so a removed key stops being trusted" validate:"gte=10s,lte=24h"`
+	DPoP         string        `flag:"dpop" env:"DPOP" for:"edge" usage:"DPoP (RFC 9449): off, allowed (a cnf-bound token needs its proof; others may come as Bearer) or required" validate:"oneof=off allowed required"`
+	PublicURL    string        `flag:"public-url" env:"PUBLIC_URL" for:"edge" usage:"the edge's URL as clients reach it, which DPoP proofs name (default: each request's own scheme and Host)" validate:"omitempty,no_userinfo,http_url"`
+	DPoPMaxAge   time.Duration `flag:"dpop-max-age" env:"DPOP_MAX_AGE" for:"edge" usage:"how old a DPoP proof may be" validate:"gt=0,lte=10m"`
+	DPoPNonce    string        `flag:"dpop-nonce" env:"DPOP_NONCE" for:"edge" usage:"secret (32+ bytes) the edge's replicas share; set, every DPoP proof must carry a current server nonce" validate:"omitempty,secret"`
 
 	Upstream        string        `flag:"upstream" env:"UPSTREAM_URL" for:"upstream" usage:"next hop's base URL" validate:"omitempty,no_userinfo,http_url"`
 	UpstreamTimeout time.Duration `flag:"upstream-timeout" env:"UPSTREAM_TIMEOUT" for:"upstream" usage:"budget for one call to the next hop" validate:"gte=0,lte=10m"`
@@ -104,6 +109,8 @@ func Defaults() Config {
 		ScopeClaims:     oidc.DefaultScopeClaims(),
 		SigningAlgs:     []string{"RS256"},
 		JWKSRefresh:     10 * time.Minute,
+		DPoP:            "allowed",
+		DPoPMaxAge:      time.Minute,
 		UpstreamConns:   64,
 		MySQLMaxOpen:    20,
 		MySQLMaxIdle:    20, // as many as open: a burst must not close and reopen connections
@@ -193,15 +200,9 @@ var configFlags = func() map[string]reflect.StructField {
 // flag. A setting the role does not use is cleared: refused when it was
 // given on the command line, a warning when it came from the environment.
 func (c *Config) validate(deps Deps) (warnings []string, err error) {
-	var problems []Problem
-	if err := configValidator.Struct(c); err != nil {
-		var fieldErrs validator.ValidationErrors
-		if !errors.As(err, &fieldErrs) {
-			return nil, fmt.Errorf("validate config: %w", err)
-		}
-		for _, fe := range fieldErrs {
-			problems = append(problems, Problem{Flag: flagName(fe), Message: describe(fe)})
-		}
+	problems, err := flagcheck.Check[Problem](configValidator, c)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := domain.HopOf(domain.Role(c.Role)); ok {
 		p, w := c.unusedSettings()
@@ -218,12 +219,11 @@ func (c *Config) validate(deps Deps) (warnings []string, err error) {
 // unusedSettings clears the settings of other roles (`for` tags).
 func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
 	h := c.hop()
-	uses := map[string]bool{"upstream": !h.ReadsStore(), "store": h.ReadsStore()}
 	v, def := reflect.ValueOf(c).Elem(), reflect.ValueOf(Defaults())
 	for _, name := range slices.Sorted(maps.Keys(configFlags)) {
 		f := configFlags[name]
 		group := f.Tag.Get("for")
-		if group == "" || uses[group] {
+		if group == "" || groupUses(h, group) {
 			continue
 		}
 		field := v.FieldByIndex(f.Index)
@@ -241,11 +241,16 @@ func (c *Config) unusedSettings() (problems []Problem, warnings []string) {
 	return problems, warnings
 }
 
+// groupUses reports whether hop h uses the settings of a `for` group.
+func groupUses(h domain.Hop, group string) bool {
+	return map[string]bool{"upstream": !h.ReadsStore(), "store": h.ReadsStore(), "edge": h.IsEdge()}[group]
+}
+
 // rolesUsing names the roles a `for` group applies to, from the chain.
 func rolesUsing(group string) string {
 	var roles []string
 	for _, h := range domain.Chain() {
-		if (group == "store") == h.ReadsStore() {
+		if groupUses(h, group) {
 			roles = append(roles, string(h.Role))
 		}
 	}
@@ -308,6 +313,9 @@ func (c Config) crossFieldProblems(deps Deps) []Problem {
 	if c.PeerAuth == PeerAuthMTLS && deps.Identity == nil {
 		problems = append(problems, c.mtlsIdentityProblems()...)
 	}
+	if c.DPoPNonce != "" && c.DPoP == "off" {
+		problems = append(problems, Problem{"dpop-nonce", "needs --dpop allowed or required"})
+	}
 	if c.PeerAuth == PeerAuthMTLS && c.Upstream != "" && !strings.HasPrefix(c.Upstream, "https://") {
 		problems = append(problems, Problem{"upstream", "must be an https:// URL with --peer-auth=mtls"})
 	}
@@ -340,6 +348,7 @@ func newValidator() *validator.Validate {
 			return err == nil
 		},
 		"log_level": func(s string) bool { return parseLevel(s) == nil },
+		"secret":    func(s string) bool { return len(s) >= 32 },
 		// The SDK would read a bad OTEL_TRACES_SAMPLER_ARG as 1 and only
 		// log it: refuse it here instead.
 		"ratio":    func(s string) bool { r, err := strconv.ParseFloat(s, 64); return err == nil && r >= 0 && r <= 1 },
@@ -373,76 +382,4 @@ func must(err error) {
 	if err != nil {
 		panic(err) // only for registering the validators above
 	}
-}
-
-func flagName(fe validator.FieldError) string {
-	name := fe.Field()
-	if i := strings.IndexByte(name, '['); i >= 0 { // slice elements: allow-peer[0]
-		name = name[:i]
-	}
-	return name
-}
-
-// describe turns a validator failure into a sentence about the value. A
-// value that carries credentials is never repeated.
-func describe(fe validator.FieldError) string {
-	value := fmt.Sprintf("%q", fe.Value())
-	if u, err := url.Parse(fmt.Sprint(fe.Value())); err == nil && u.User != nil {
-		value = "the URL"
-	}
-	if say, ok := tagSentences[fe.Tag()]; ok {
-		return say(value, fe)
-	}
-	return fmt.Sprintf("%s is invalid (%s)", value, fe.Tag())
-}
-
-// tagSentences say what is wrong with a value (quoted, or "the URL") that
-// failed a tag.
-var tagSentences = map[string]func(value string, fe validator.FieldError) string{
-	"required":          fixed("is required"),
-	"no_userinfo":       fixed("must not carry a user name or password: the URL would be logged and sent in clear"),
-	"excludesall":       fixed("must be a single scope"),
-	"listen_addr":       valueIs("%s is not a host:port listen address"),
-	"issuer_url":        valueIs("%s is not an https issuer URL (plain http is allowed only on loopback)"),
-	"http_url":          valueIs("%s is not an http(s) URL"),
-	"spiffe_id":         valueIs("%s is not a SPIFFE ID (spiffe://trust-domain/path)"),
-	"trust_domain":      valueIs("%s is not a trust domain name"),
-	"dns_rfc1035_label": valueIs("%s is not a Kubernetes name (a DNS label)"),
-	"log_level":         valueIs("%s is not one of: debug, info, warn, error"),
-	"ratio":             valueIs("%s is not a ratio from 0 to 1"),
-	"oneof": func(value string, fe validator.FieldError) string {
-		return fmt.Sprintf("%s is not one of: %s", value, strings.ReplaceAll(fe.Param(), " ", ", "))
-	},
-	"role": func(value string, _ validator.FieldError) string {
-		roles := make([]string, 0, 3)
-		for _, h := range domain.Chain() {
-			roles = append(roles, string(h.Role))
-		}
-		slices.Sort(roles)
-		return fmt.Sprintf("%s is not one of: %s", value, strings.Join(roles, ", "))
-	},
-	"ltefield": func(_ string, fe validator.FieldError) string {
-		if fe.Field() == "page-size" {
-			return "must not exceed --max-page-size"
-		}
-		return "must not exceed --mysql-max-open-conns"
-	},
-	"max_page": func(_ string, fe validator.FieldError) string {
-		return fmt.Sprintf("%v is more than the most any page may hold (%d)", fe.Value(), domain.MaxPageLimit)
-	},
-	"gt":  outOfRange,
-	"gte": outOfRange,
-	"lte": outOfRange,
-}
-
-func fixed(sentence string) func(string, validator.FieldError) string {
-	return func(string, validator.FieldError) string { return sentence }
-}
-
-func valueIs(format string) func(string, validator.FieldError) string {
-	return func(value string, _ validator.FieldError) string { return fmt.Sprintf(format, value) }
-}
-
-func outOfRange(_ string, fe validator.FieldError) string {
-	return fmt.Sprintf("%v is out of range (%s %s)", fe.Value(), fe.Tag(), fe.Param())
 }

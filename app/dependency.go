@@ -54,7 +54,7 @@ func (d *dependency) run(ctx context.Context, log *slog.Logger) {
 		backoff.WithNotify(func(err error, wait time.Duration) {
 			log.Warn("dependency not up yet; retrying",
 				slog.String("dependency", d.name), slog.Int("attempt", attempt),
-				slog.Duration("retry_in", wait), slog.String("error", err.Error()))
+				slog.Float64("retry_in_seconds", wait.Seconds()), slog.String("error", err.Error()))
 		}),
 	)
 	if err != nil {

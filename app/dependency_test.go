@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -227,4 +229,122 @@ func forward(t *testing.T, addr, target string) {
 			wg.Go(func() { _, _ = io.Copy(c, up); c.Close() })
 		}
 	}()
+}
+
+// TestEmptyDatabaseIsNotReady: B on a database nobody migrated is not
+// ready, and both /readyz and the 503 a caller gets say what to run.
+func TestEmptyDatabaseIsNotReady(t *testing.T) {
+	iss := httpTestIssuer(t)
+	svc, _, _, _ := startRoleB(t, iss.Issuer(), mysqltest.FreshSchema(t, mysqltest.StartEmbedded(t)))
+	const hint = "run: trustchain migrate up"
+	r := eventuallyReady(t, svc, func(r readiness) bool { return strings.Contains(r.Failed["mysql"], "migrat") })
+	if r.status != 503 || !strings.Contains(r.Failed["mysql"], "not migrated") || !strings.Contains(r.Failed["mysql"], hint) {
+		t.Fatalf("readyz = %d %+v, want 503 naming the missing schema and %q", r.status, r, hint)
+	}
+	tok, err := iss.Mint(iss.DefaultClaims("auth0|user123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status int
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		// The token check answers 503 too until the issuer's keys are in.
+		if status, _, body = get(t, nil, "http://"+svc.APIAddr()+"/products", tok, nil); strings.Contains(body, "schema") {
+			break
+		}
+	}
+	if status != 503 || !strings.Contains(body, "schema is not migrated") || !strings.Contains(body, hint) {
+		t.Fatalf("GET /products = %d %s, want 503 saying %q", status, body, hint)
+	}
+}
+
+// TestDriverLogsAreJSON: the server drops B's pooled connections (KILL, as
+// a restart does); the driver's own "closing bad idle connection" line
+// reaches B's JSON log, not stderr's plain text. On the embedded engine,
+// and on the real server MYSQL_TEST_DSN names when it is set.
+func TestDriverLogsAreJSON(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { driverLogsAreJSON(t, mysqltest.FreshSchema(t, mysqltest.StartEmbedded(t))) })
+	t.Run("real", func(t *testing.T) {
+		dsn := os.Getenv(mysqltest.EnvDSN)
+		if dsn == "" {
+			t.Skip("MYSQL_TEST_DSN is not set")
+		}
+		driverLogsAreJSON(t, mysqltest.FreshSchema(t, dsn))
+	})
+}
+
+func driverLogsAreJSON(t *testing.T, dsn string) {
+	mc := app.MigrateConfig{MySQLDSN: dsn, Timeout: 30 * time.Second}
+	if err := app.Migrate(context.Background(), mc, app.MigrateUp, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	svc, logs, _, _ := startRoleB(t, issuerURL(t), dsn)
+	eventuallyReady(t, svc, func(r readiness) bool { return r.status == 200 })
+
+	cfg, err := gomysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := mysqltest.OpenRaw(t, cfg)
+	conn, err := admin.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var ids []int64
+	rows, err := conn.QueryContext(context.Background(), // B's, not this one's nor the test kit's, which holds the database's lock.
+		"SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND DB = ? AND ID <> COALESCE(IS_USED_LOCK(?), 0)", cfg.DBName, "trustchain.test."+cfg.DBName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if len(ids) == 0 {
+		t.Fatal("B holds no connection to kill")
+	}
+	for _, id := range ids {
+		if _, err := conn.ExecContext(context.Background(), "KILL "+strconv.FormatInt(id, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), "bad idle connection"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no driver line in B's log after the kill:\n%s", logs.String())
+		}
+		readyz(t, svc) // takes a pooled connection, as a request would
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("not JSON: %s", line)
+		}
+		if strings.Contains(line, "bad idle connection") && entry["msg"] != "mysql driver" {
+			t.Errorf("driver line without its message: %s", line)
+		}
+	}
+}
+
+// TestSchemaGoneIsNotReady: a schema rolled back under a running B turns
+// it not ready, with the same cause as at startup.
+func TestSchemaGoneIsNotReady(t *testing.T) {
+	dsn := mysqltest.FreshSchema(t, mysqltest.StartEmbedded(t))
+	mc := app.MigrateConfig{MySQLDSN: dsn, Timeout: 30 * time.Second}
+	if err := app.Migrate(context.Background(), mc, app.MigrateUp, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	svc, _, _, _ := startRoleB(t, issuerURL(t), dsn)
+	eventuallyReady(t, svc, func(r readiness) bool { return r.status == 200 })
+	if err := app.Migrate(context.Background(), mc, app.MigrateDown, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	r := readyz(t, svc)
+	if r.status != 503 || !strings.Contains(r.Failed["mysql"], "run: trustchain migrate up") {
+		t.Fatalf("readyz after migrate down = %d %+v", r.status, r)
+	}
 }

@@ -51,6 +51,10 @@ type chainOptions struct {
 	logLevel slog.Leveler
 	// quiet sends the logs nowhere, as benchmarks want.
 	quiet bool
+	// workloadAPI, when set, gives each role with mtls this Workload API
+	// address (--spiffe-socket) instead of an SVID from the chain's CA
+	// handed over in memory; the agent there should use ca.
+	workloadAPI func(ca *spiffeca.DevCA, role domain.Role) string
 }
 
 // chain is the three roles running on loopback against a local issuer,
@@ -109,6 +113,9 @@ func startChain(t testing.TB, o chainOptions) *chain {
 		},
 		Configure: func(role domain.Role, cfg *app.Config) {
 			cfg.ShutdownTimeout = 10 * time.Second
+			if o.workloadAPI != nil && cfg.PeerAuth == app.PeerAuthMTLS {
+				cfg.SPIFFESocket = o.workloadAPI(c.ca, role)
+			}
 			if o.configure != nil {
 				o.configure(role, cfg)
 			}
@@ -119,6 +126,9 @@ func startChain(t testing.TB, o chainOptions) *chain {
 			t.Fatal(err)
 		}
 		cc.Identity = func(id spiffeid.ID) (spiffetls.Source, error) { return c.ca.Source(id) }
+		if o.workloadAPI != nil {
+			cc.Identity = nil
+		}
 	}
 	if o.spyB != nil {
 		cc.Upstream = func(role domain.Role, target string) string {

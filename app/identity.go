@@ -2,8 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"time"
+	"io"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -76,34 +77,35 @@ func roleID(cfg Config, role domain.Role) (spiffeid.ID, error) {
 	return spiffetls.ID(cfg.TrustDomain, cfg.Namespace, h.ServiceAccount)
 }
 
-// workloadAPIStartTimeout bounds the wait for the first SVID.
-const workloadAPIStartTimeout = 30 * time.Second
-
 // openIdentity returns this workload's SVID source for mtls, or nil when
-// the role does not speak mtls.
-func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps) (spiffetls.Source, error) {
-	switch {
-	case cfg.PeerAuth != PeerAuthMTLS:
+// the role does not speak mtls, and makes its SVID a readiness check.
+func (s *Service) openIdentity(ctx context.Context, cfg Config, deps Deps, self spiffeid.ID, tel telemetryParts) (spiffetls.Source, error) {
+	if cfg.PeerAuth != PeerAuthMTLS {
 		return nil, nil
-	case deps.Identity != nil:
-		return deps.Identity, nil
-	case cfg.SPIFFESocket != "":
-		// The first SVID must arrive at startup; an agent that never
-		// answers should fail the pod, not hang it.
-		startCtx, cancel := context.WithTimeout(ctx, workloadAPIStartTimeout)
-		defer cancel()
-		src, err := spiffetls.NewWorkloadSource(startCtx, cfg.SPIFFESocket)
-		if err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, func(context.Context) error { return src.Close() })
-		return src, nil
-	default:
-		src, err := spiffetls.NewFileSource(spiffetls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, Bundle: cfg.TLSBundle}, s.log)
-		if err != nil {
-			return nil, err
-		}
-		s.closers = append(s.closers, func(context.Context) error { return src.Close() })
-		return src, nil
 	}
+	m := tel.metrics.SVID()
+	w := spiffetls.Workload{ID: self, Log: s.log, RotationFailed: m.RotationFailed}
+	var src spiffetls.Source = deps.Identity
+	var err error
+	switch {
+	case src != nil:
+	case cfg.SPIFFESocket != "":
+		src, err = spiffetls.NewWorkloadSource(ctx, cfg.SPIFFESocket, w)
+	default:
+		src, err = spiffetls.NewFileSource(spiffetls.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, Bundle: cfg.TLSBundle}, w)
+		if errors.Is(err, spiffetls.ErrNotOwnSVID) {
+			err = fmt.Errorf("--tls-cert: %w", err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := src.(io.Closer); ok && deps.Identity == nil {
+		s.closers = append(s.closers, func(context.Context) error { return c.Close() })
+	}
+	// Always "up": the monitor checks the SVID live on every probe.
+	mon := spiffetls.NewMonitor(src, self, spiffetls.MonitorHooks{SVID: m.Held, Rotated: m.Rotated}, s.log)
+	s.deps = append(s.deps, &dependency{name: "svid", up: true, connect: func(context.Context) error { return nil },
+		check: mon.Check, keep: mon.Run, onState: func(up bool) { tel.metrics.DependencyUp("svid", up) }})
+	return src, nil
 }

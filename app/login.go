@@ -6,17 +6,21 @@ import (
 	"io"
 	"strings"
 
+	"github.com/trustchain/trustchain/adapters/dpop"
+	"github.com/trustchain/trustchain/adapters/flagcheck"
 	"github.com/trustchain/trustchain/adapters/oauthlogin"
 )
 
 // LoginConfig configures `trustchain login`; main derives its flags from
 // the tags.
 type LoginConfig struct {
-	Issuer   string `flag:"oidc-issuer" env:"OIDC_ISSUER" usage:"issuer to log in at, exactly as in iss, e.g. https://TENANT.us.auth0.com/"`
-	ClientID string `flag:"client-id" env:"OIDC_CLIENT_ID" usage:"a public client allowed the device code grant (on Auth0, a Native application)"`
-	Audience string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the API the token is for"`
+	Issuer   string `flag:"oidc-issuer" env:"OIDC_ISSUER" usage:"issuer to log in at, exactly as in iss, e.g. https://TENANT.us.auth0.com/" validate:"required"`
+	ClientID string `flag:"client-id" env:"OIDC_CLIENT_ID" usage:"a public client allowed the device code grant (on Auth0, a Native application)" validate:"required"`
+	Audience string `flag:"oidc-audience" env:"OIDC_AUDIENCE" usage:"the API the token is for" validate:"required"`
 	Scope    string `flag:"scope" env:"OIDC_SCOPE" usage:"scopes to ask for, space-separated"`
-	Output   string `flag:"output" usage:"token (the token alone) or env (export TOKEN=…, for eval)"`
+	Output   string `flag:"output" usage:"token (the token alone) or env (export TOKEN=…, for eval)" validate:"oneof=token env"`
+	DPoP     bool   `flag:"dpop" usage:"get a token bound to the key in --key (RFC 9449 DPoP)"`
+	Key      string `flag:"key" usage:"the DPoP key: a PEM ES256 key, made (mode 0600) if the file does not exist" validate:"required_if=DPoP true,excluded_unless=DPoP true"`
 }
 
 // LoginDefaults returns the defaults of the login command's flags.
@@ -26,19 +30,22 @@ func LoginDefaults() LoginConfig {
 
 // Login gets a user's access token with the device authorization grant and
 // writes it to out; where to log in goes to prompt, so $(trustchain login)
-// captures the token alone. Nothing is stored.
+// captures the token alone. Nothing is stored but the key of --dpop.
 func Login(ctx context.Context, lc LoginConfig, out, prompt io.Writer) error {
-	var problems []Problem
-	for _, req := range []struct{ flag, value string }{{"oidc-issuer", lc.Issuer}, {"client-id", lc.ClientID}, {"oidc-audience", lc.Audience}} {
-		if req.value == "" {
-			problems = append(problems, Problem{Flag: req.flag, Message: "is required"})
-		}
-	}
-	if lc.Output != oauthlogin.OutputToken && lc.Output != oauthlogin.OutputEnv {
-		problems = append(problems, Problem{Flag: "output", Message: "must be token or env"})
+	problems, err := flagcheck.Check[Problem](configValidator, lc)
+	if err != nil {
+		return err
 	}
 	if len(problems) > 0 {
 		return &ConfigError{Problems: problems}
+	}
+	var prover oauthlogin.Prover
+	if lc.DPoP {
+		key, _, err := dpop.LoadOrCreateKey(lc.Key)
+		if err != nil {
+			return &ConfigError{Problems: []Problem{{Flag: "key", Message: err.Error()}}}
+		}
+		prover = dpop.NewProver(key)
 	}
 	token, err := oauthlogin.Login(ctx, oauthlogin.Config{
 		Issuer:   lc.Issuer,
@@ -46,6 +53,7 @@ func Login(ctx context.Context, lc LoginConfig, out, prompt io.Writer) error {
 		Audience: lc.Audience,
 		Scopes:   strings.Fields(lc.Scope),
 		Prompt:   prompt,
+		DPoP:     prover,
 	})
 	if err != nil {
 		if errors.Is(err, oauthlogin.ErrConfig) {

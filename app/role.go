@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/goruntime"
 	"github.com/trustchain/trustchain/adapters/httpapi/client"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
@@ -120,7 +121,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	identity, err := s.openIdentity(ctx, cfg, deps)
+	identity, err := s.openIdentity(ctx, cfg, deps, ids.self, tel)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +140,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 	adm = server.NewAdmission(server.AdmissionConfig{MemoryLimit: rt.MemoryBytes, MaxInflight: cfg.MaxInflight, MaxLimit: cfg.MaxPageSize, OnShed: shed})
 	bound, _ := adm.Bound()
 	s.log.Info("runtime limits", append(rt.Attrs(), slog.Int("max_inflight", bound))...)
+	proofs, err := newDPoP(cfg, tel)
+	if err != nil {
+		return nil, err
+	}
 	api := server.NewAPI(server.APIConfig{
 		Source:        source,
 		Verifier:      verifier,
@@ -158,6 +163,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (svc *Service, err error) {
 			tel.metrics.PeerRefused(cfg.PeerAuth)
 		},
 		Admission: adm,
+		DPoP:      proofs,
 	})
 	return s, s.newServers(cfg, api, serverTLS, tel)
 }
@@ -264,6 +270,18 @@ func (s *Service) newVerifier(cfg Config, tel telemetryParts) (*oidc.Verifier, e
 	return verifier, nil
 }
 
+// newDPoP is the edge's proof check, with its replay store in the metrics;
+// the inner hops have none.
+func newDPoP(cfg Config, tel telemetryParts) (server.DPoP, error) {
+	if !cfg.hop().IsEdge() {
+		return server.DPoP{}, nil
+	}
+	var v *dpop.Verifier
+	evicted := tel.metrics.DPoPReplayStore(func() int { return v.ReplayLen() })
+	v, err := dpop.New(dpop.Config{MaxAge: cfg.DPoPMaxAge, NonceSecret: []byte(cfg.DPoPNonce), OnExpire: evicted})
+	return server.DPoP{Mode: cfg.DPoP, PublicURL: cfg.PublicURL, Proofs: v, Algs: dpop.AlgorithmsParam()}, err
+}
+
 // newSource is where the role's products come from: the store on the role
 // that reads it, the next hop's client on the others.
 func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity spiffetls.Source, ids identities) (ports.ProductSource, error) {
@@ -274,12 +292,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 	if deps.Source != nil {
 		return withTimeout{source: deps.Source, timeout: cfg.QueryTimeout}, nil
 	}
-	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle})
+	db, err := mysql.Open(cfg.MySQLDSN, mysql.PoolConfig{MaxOpenConns: cfg.MySQLMaxOpen, MaxIdleConns: cfg.MySQLMaxIdle, Log: s.log})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func(context.Context) error { return db.Close() })
-	mysql.RouteDriverLogs(s.log)
 	host, port := splitHostPort(db.Addr())
 	db = db.WithQueryHooks(tel.metrics.QueryHook(), tel.tracing.QueryHook(telemetry.DBInfo{Name: db.Name(), Address: host, Port: port}))
 	if err := tel.metrics.RegisterDB(db.Bun().DB, db.Name()); err != nil {
@@ -293,10 +310,11 @@ func (s *Service) newSource(cfg Config, deps Deps, tel telemetryParts, identity 
 			version, err := db.Connect(ctx)
 			if err == nil {
 				s.log.Info("mysql answers", slog.String("version", version), slog.String("database", db.Name()))
+				err = db.CheckSchema(ctx) // a missing schema is a readiness cause too
 			}
 			return err
 		},
-		check:   db.Ping,
+		check:   db.Ready,
 		onState: func(up bool) { tel.metrics.DependencyUp("mysql", up) },
 	})
 	return withTimeout{source: mysql.NewRepository(db), timeout: cfg.QueryTimeout}, nil

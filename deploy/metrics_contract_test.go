@@ -83,8 +83,14 @@ func metricsContract() map[string]metricSpec {
 		"trustchain_db_query_duration_seconds": {Type: "histogram", Buckets: buckets,
 			Labels: with(map[string][]string{"operation": nil})},
 		"trustchain_dependency_up": {Type: "gauge",
-			Labels: with(map[string][]string{"dependency": {"oidc", "mysql"}})},
-		"trustchain_trace_export_errors_total": {Type: "counter", Labels: with(nil)},
+			Labels: with(map[string][]string{"dependency": {"oidc", "mysql", "svid"}})},
+		// On roles with --peer-auth=mtls only.
+		"trustchain_svid_expiry_timestamp_seconds":              {Type: "gauge", Labels: with(map[string][]string{"spiffe_id": nil})},
+		"trustchain_svid_not_before_timestamp_seconds":          {Type: "gauge", Labels: with(map[string][]string{"spiffe_id": nil})},
+		"trustchain_svid_rotations_total":                       {Type: "counter", Labels: with(nil)},
+		"trustchain_svid_rotation_errors_total":                 {Type: "counter", Labels: with(nil)},
+		"trustchain_svid_last_rotation_error_timestamp_seconds": {Type: "gauge", Labels: with(nil)},
+		"trustchain_trace_export_errors_total":                  {Type: "counter", Labels: with(nil)},
 		"trustchain_build_info": {Type: "gauge",
 			Labels: with(map[string][]string{"version": nil, "commit": nil, "goversion": nil})},
 

@@ -1,6 +1,9 @@
 package domain
 
-import "errors"
+import (
+	"errors"
+	"slices"
+)
 
 // Sentinel errors shared by every layer. Adapters wrap them with context; the
 // HTTP adapter maps them to statuses in one table with errors.Is/As.
@@ -42,6 +45,10 @@ var (
 	// ErrSourceUnavailable means the product store failed, or said it
 	// cannot serve for now; the caller may retry.
 	ErrSourceUnavailable = errors.New("product source unavailable")
+	// ErrSourceNotMigrated means the product store is reachable but its
+	// schema is missing or behind the binary's: an operator must migrate
+	// it, retrying will not help.
+	ErrSourceNotMigrated = errors.New("product store schema is not migrated")
 	// ErrSourceTimeout means the product store did not answer within the
 	// hop's budget.
 	ErrSourceTimeout = errors.New("product source timed out")
@@ -72,12 +79,12 @@ const (
 
 // TokenReasons lists every reason TokenReason can return for a refusal.
 func TokenReasons() []string {
-	return []string{
+	return append([]string{
 		ReasonMissing, ReasonInsufficientScope, ReasonNotReady,
 		ReasonMalformed, ReasonBadAlgorithm, ReasonUnknownKID, ReasonBadSignature,
 		ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired, ReasonMissingExpiry,
 		ReasonNotYetValid, ReasonKeysUnavailable,
-	}
+	}, ProofReasons()...)
 }
 
 // TokenReason names why err refused a bearer token, or returns "" when err
@@ -88,6 +95,7 @@ func TokenReason(err error) string {
 		return "" // before te, which would otherwise be allocated on every call
 	}
 	var te *TokenError
+	var pe *ProofError
 	switch {
 	case errors.Is(err, ErrTokenMissing):
 		return ReasonMissing
@@ -101,8 +109,15 @@ func TokenReason(err error) string {
 			ReasonWrongIssuer, ReasonWrongAudience, ReasonExpired, ReasonMissingExpiry,
 			ReasonNotYetValid, ReasonKeysUnavailable:
 			return te.Reason
+		case ReasonBoundAsBearer, ReasonBoundNoPeer, ReasonUnboundAsDPoP, ReasonBearerForbidden:
+			return te.Reason
 		}
 		return ReasonMalformed
+	case errors.As(err, &pe):
+		if slices.Contains(ProofReasons(), pe.Reason) {
+			return pe.Reason
+		}
+		return ReasonProofMalformed
 	}
 	return ""
 }

@@ -6,6 +6,7 @@ import "slices"
 type Principal struct {
 	subject string
 	scopes  []string
+	jkt     string // the cnf.jkt the token is bound to, "" when it is not
 }
 
 // NewPrincipal returns the principal for a verified token's subject and
@@ -26,3 +27,14 @@ func (p Principal) Scopes() []string { return slices.Clone(p.scopes) }
 func (p Principal) HasScope(scope string) bool {
 	return scope == "" || slices.Contains(p.scopes, scope)
 }
+
+// BoundTo returns p for a token bound (RFC 9449 cnf.jkt) to the key with
+// the given RFC 7638 thumbprint.
+func (p Principal) BoundTo(jkt string) Principal {
+	p.jkt = jkt
+	return p
+}
+
+// KeyThumbprint is the token's cnf.jkt: the base64url SHA-256 thumbprint
+// of the key every request with it must prove, or "" for a bearer token.
+func (p Principal) KeyThumbprint() string { return p.jkt }

@@ -25,6 +25,10 @@ type PoolConfig struct {
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
 	ConnMaxIdleTime time.Duration
+	// Log receives the driver's own lines (a dropped idle connection, a
+	// packet error) as structured records. nil leaves them to the
+	// driver's process-wide logger, plain text on stderr.
+	Log *slog.Logger
 }
 
 // DefaultPoolConfig suits one replica of Service B. Idle equals open so a
@@ -105,6 +109,12 @@ func Open(dsn string, pool PoolConfig) (*DB, error) {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = defaultWriteTimeout
 	}
+	if pool.Log != nil {
+		// Per pool, not mysql.SetLogger: the driver copies its global
+		// logger into each config when the DSN is parsed, so setting it
+		// later misses every pool made before.
+		cfg.Logger = driverLogger{pool.Log}
+	}
 
 	connector, err := gomysql.NewConnector(cfg)
 	if err != nil {
@@ -152,13 +162,7 @@ func (db *DB) WithQueryHooks(hooks ...bun.QueryHook) *DB {
 func (db *DB) Name() string { return db.dbName }
 func (db *DB) Addr() string { return db.addr }
 
-// RouteDriverLogs sends go-sql-driver's own log lines (dropped connections,
-// packet errors) to log instead of stderr's plain text. The driver has one
-// logger for the whole process.
-func RouteDriverLogs(log *slog.Logger) {
-	_ = gomysql.SetLogger(driverLogger{log})
-}
-
+// driverLogger is the driver's Logger over slog: one warning per line.
 type driverLogger struct{ log *slog.Logger }
 
 func (l driverLogger) Print(v ...any) {
@@ -194,6 +198,16 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping mysql: %w", err)
 	}
 	return nil
+}
+
+// Ready backs the readiness probe: the database answers, and its schema
+// is migrated, so a database dropped or rolled back under a running B
+// turns it not ready rather than into a stream of 503s.
+func (db *DB) Ready(ctx context.Context) error {
+	if err := db.Ping(ctx); err != nil {
+		return err
+	}
+	return db.CheckSchema(ctx)
 }
 
 // Bun exposes the bun handle so the composition root can add query hooks

@@ -10,10 +10,16 @@ import (
 	"math"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/uptrace/bun/migrate"
 
+	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/migrations"
 )
+
+// migrationTable is bun/migrate's record of applied migrations (its
+// default name, which the migrator here keeps).
+const migrationTable = "bun_migrations"
 
 // defaultMigrationLockWait bounds how long a replica waits for another to
 // finish migrating when ctx sets no deadline. Past it the replica fails and
@@ -144,4 +150,58 @@ func lockWaitSeconds(ctx context.Context) int64 {
 		wait = time.Until(deadline)
 	}
 	return max(int64(math.Ceil(wait.Seconds())), 0)
+}
+
+// migrateHint is what an operator runs to apply pending migrations.
+const migrateHint = "run: trustchain migrate up"
+
+// erNoSuchTable is MySQL's (and MariaDB's) error 1146, ER_NO_SUCH_TABLE.
+const erNoSuchTable = 1146
+
+func isNoSuchTable(err error) bool {
+	var myErr *gomysql.MySQLError
+	return errors.As(err, &myErr) && myErr.Number == erNoSuchTable
+}
+
+// CheckSchema returns nil when every embedded migration is applied, and
+// otherwise an error matching domain.ErrSourceNotMigrated that counts what
+// is pending and names the command that applies it. It only reads: unlike the migrator, it never creates the
+// bookkeeping tables, so a readiness check leaves an empty database empty.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	ms, err := migrations.Load()
+	if err != nil {
+		return err
+	}
+	all := ms.Sorted()
+	applied := map[string]bool{}
+	// database/sql, not bun: like Connect, a probe is neither traced nor
+	// counted as a catalogue query.
+	rows, err := db.bun.DB.QueryContext(ctx, "SELECT name FROM "+migrationTable)
+	if isNoSuchTable(err) {
+		return fmt.Errorf("%w: no migration is applied (%d pending); %s", domain.ErrSourceNotMigrated, len(all), migrateHint)
+	}
+	if err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("check schema: %w", err)
+		}
+		applied[name] = true
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("check schema: %w", err)
+	}
+	var pending []string
+	for _, m := range all {
+		if !applied[m.Name] {
+			pending = append(pending, m.Name)
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w: %d of %d migrations pending, the first %s; %s", domain.ErrSourceNotMigrated, len(pending), len(all), pending[0], migrateHint)
+	}
+	return nil
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/mysql"
+	"github.com/trustchain/trustchain/domain"
 	"github.com/trustchain/trustchain/internal/testkit/mysqltest"
 	"github.com/trustchain/trustchain/migrations"
 )
@@ -137,6 +140,46 @@ func TestMigrateUpWaitsForLock(t *testing.T) {
 		}
 		if !tableExists(t, db, "products") {
 			t.Error("products table missing after MigrateUp")
+		}
+	})
+}
+
+// TestMissingSchemaIsNamed: a database nobody migrated is reported as such,
+// with the command that fixes it, by the readiness check and by every
+// query, and the check itself creates nothing.
+func TestMissingSchemaIsNamed(t *testing.T) {
+	forEachTarget(t, func(t *testing.T, tg target) {
+		ctx := context.Background()
+		db := freshDB(t, tg.dsn)
+		err := db.CheckSchema(ctx)
+		if !errors.Is(err, domain.ErrSourceNotMigrated) || !strings.Contains(err.Error(), "run: trustchain migrate up") {
+			t.Fatalf("CheckSchema on an empty database = %v", err)
+		}
+		if tableExists(t, db, "bun_migrations") {
+			t.Fatal("the check created the migration table")
+		}
+		req, err := domain.NewPageRequest(0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = mysql.NewRepository(db).ListProducts(ctx, req)
+		if !errors.Is(err, domain.ErrSourceNotMigrated) {
+			t.Fatalf("ListProducts on an empty database = %v, want ErrSourceNotMigrated", err)
+		}
+		if err := db.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.CheckSchema(ctx); err != nil {
+			t.Fatalf("CheckSchema after migrate up = %v", err)
+		}
+		exec(t, db, "DELETE FROM bun_migrations WHERE name = (SELECT name FROM (SELECT MAX(name) AS name FROM bun_migrations) AS last)")
+		ms, err := migrations.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("1 of %d migrations pending", len(ms.Sorted()))
+		if err := db.CheckSchema(ctx); !errors.Is(err, domain.ErrSourceNotMigrated) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("CheckSchema with one migration pending = %v", err)
 		}
 	})
 }

@@ -128,6 +128,8 @@ func storeError(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %w", domain.ErrSourceTimeout, ctxErr)
 	case errors.Is(err, domain.ErrSourceUnavailable):
 		return err
+	case isNoSuchTable(err):
+		return fmt.Errorf("%w: %v", domain.ErrSourceNotMigrated, err)
 	default:
 		// %v, not %w: callers act on the domain error, and driver errors
 		// stay an implementation detail of this adapter.

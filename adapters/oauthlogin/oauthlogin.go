@@ -2,7 +2,8 @@
 // issuer with the device authorization grant (RFC 8628), as `trustchain
 // login` does: it finds the endpoints by discovery, shows the user where to
 // log in, and waits while they do. It works with Auth0 and with the demo
-// issuer, and stores nothing.
+// issuer, and stores nothing. Given a DPoP prover, it gets a token bound to
+// the prover's key (RFC 9449).
 package oauthlogin
 
 import (
@@ -56,6 +57,10 @@ type Config struct {
 	Prompt io.Writer
 	// HTTPClient calls the issuer. Default: a client with a 30s timeout.
 	HTTPClient *http.Client
+	// DPoP, when set, sends a proof with every token request so that the
+	// token is bound to the prover's key (RFC 9449), and refuses a token
+	// that comes back unbound.
+	DPoP Prover
 }
 
 func (c Config) validate() error {
@@ -115,6 +120,15 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	if endpoint.DeviceAuthURL == "" {
 		return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, ErrNoDeviceGrant)
 	}
+	if err := inClearOnlyOnLoopback(cfg.Issuer, endpoint.DeviceAuthURL, endpoint.TokenURL); err != nil {
+		return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, err)
+	}
+	if cfg.DPoP != nil {
+		if err := checkDPoP(provider, cfg.DPoP); err != nil {
+			return "", fmt.Errorf("issuer %s: %w", cfg.Issuer, err)
+		}
+		ctx = oidc.ClientContext(ctx, withProofs(client, cfg.DPoP, endpoint.TokenURL))
+	}
 	// A public client has no secret; its ID goes in the form body.
 	endpoint.AuthStyle = oauth2.AuthStyleInParams
 	oc := &oauth2.Config{ClientID: cfg.ClientID, Endpoint: endpoint, Scopes: cfg.Scopes}
@@ -130,10 +144,63 @@ func login(ctx context.Context, cfg Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wait for the login: %w", classify(ctx, err))
 	}
-	if tok.AccessToken == "" {
-		return "", errors.New("wait for the login: the issuer answered without an access token")
+	if err := usable(tok, cfg.DPoP != nil); err != nil {
+		return "", err
 	}
 	return tok.AccessToken, nil
+}
+
+// usable checks the issuer's token answer before the token is printed or
+// used: an access token there, in the form a bearer token takes (it goes
+// onto the terminal and into an Authorization header, so anything else
+// could be an escape sequence), and bound to the key when DPoP was asked.
+func usable(tok *oauth2.Token, dpop bool) error {
+	switch {
+	case tok.AccessToken == "":
+		return errors.New("wait for the login: the issuer answered without an access token")
+	case !isB64Token(tok.AccessToken):
+		return errors.New("wait for the login: the issuer's access token is not an RFC 6750 b64token")
+	case dpop:
+		return bound(tok.TokenType)
+	}
+	return nil
+}
+
+// inClearOnlyOnLoopback holds the endpoints discovery names to the
+// issuer's own transport security, as the roles hold its jwks_uri: https,
+// or http on loopback when the issuer itself is loopback http. An https
+// issuer's discovery must not send the device code and the token in clear.
+func inClearOnlyOnLoopback(issuer string, endpoints ...string) error {
+	iss, _ := url.Parse(issuer) // validate has parsed it
+	for _, e := range endpoints {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || u.Host == "" || u.User != nil:
+			return fmt.Errorf("endpoint %q is not an absolute URL", e)
+		case u.Scheme == "https":
+		case u.Scheme == "http" && iss.Scheme == "http" && domain.IsLoopbackHost(u.Hostname()):
+		default:
+			return fmt.Errorf("endpoint %q is not https: the device code and the token must not travel in clear", e)
+		}
+	}
+	return nil
+}
+
+// isB64Token reports whether s is an RFC 6750 section 2.1 b64token, the
+// form a bearer token takes: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+// "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // slashHint is the likely fix when discovery fails because the issuer

@@ -30,12 +30,13 @@ const (
 )
 
 // newIssuer runs the demo issuer on loopback with alice, who may read
-// products, and the CLI's public client, polled every second.
-func newIssuer(tb testing.TB) (*issuer.Issuer, *testclock.Offset) {
+// products, and the CLI's public client, polled every second; opts adjust
+// the config.
+func newIssuer(tb testing.TB, opts ...func(*issuer.Config)) (*issuer.Issuer, *testclock.Offset) {
 	tb.Helper()
 	clock := &testclock.Offset{}
 	srv := httptest.NewUnstartedServer(nil)
-	iss, err := issuer.New(issuer.Config{
+	cfg := issuer.Config{
 		URL:          "http://" + srv.Listener.Addr().String(),
 		Audience:     audience,
 		ClientID:     "machine",
@@ -46,7 +47,11 @@ func newIssuer(tb testing.TB) (*issuer.Issuer, *testclock.Offset) {
 		PublicClients:  []issuer.PublicClient{{ID: cliClient}},
 		DeviceInterval: time.Second,
 		Now:            clock.Now,
-	})
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	iss, err := issuer.New(cfg)
 	if err != nil {
 		tb.Fatalf("issuer.New: %v", err)
 	}
@@ -137,6 +142,56 @@ func playUser(ctx context.Context, prompt *promptReader, action, name, password 
 	return done
 }
 
+// issuerDoc is a discovery document for an issuer at self naming the
+// given device and token endpoints; no device endpoint when device is "".
+func issuerDoc(self, device, token string) string {
+	deviceField := ""
+	if device != "" {
+		deviceField = fmt.Sprintf(`,"device_authorization_endpoint":%q`, device)
+	}
+	return fmt.Sprintf(`{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q%s}`,
+		self+"/", self+"/authorize", token, self+"/jwks", deviceField)
+}
+
+// fakeIssuer is an issuer shaped by the test: its discovery document is
+// doc(its own URL), and each other path is answered by the handler given
+// for it (404 when none is), as JSON.
+func fakeIssuer(tb testing.TB, useTLS bool, doc func(self string) string, handlers map[string]http.HandlerFunc) *httptest.Server {
+	tb.Helper()
+	var srv *httptest.Server
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/.well-known/openid-configuration" {
+			fmt.Fprint(w, doc(srv.URL))
+			return
+		}
+		if handle, ok := handlers[r.URL.Path]; ok {
+			handle(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	if useTLS {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// withDeviceAndToken is the document of an issuer offering the device
+// grant at /device and its token endpoint at /token.
+func withDeviceAndToken(self string) string { return issuerDoc(self, self+"/device", self+"/token") }
+
+// reply answers with status and body.
+func reply(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}
+}
+
 func TestLoginEndToEnd(t *testing.T) {
 	iss, _ := newIssuer(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -211,21 +266,10 @@ func TestLoginWarnsOfAMissingScope(t *testing.T) {
 // sequences in its user code, its address and its error description
 // gets them printed as text, in the prompt and in the error.
 func TestLoginEscapesTheIssuersText(t *testing.T) {
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/.well-known/openid-configuration":
-			fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q,"device_authorization_endpoint":%q}`,
-				srv.URL+"/", srv.URL+"/authorize", srv.URL+"/token", srv.URL+"/jwks", srv.URL+"/device")
-		case "/device":
-			fmt.Fprint(w, `{"device_code":"dc","user_code":"AB\u001b[2JCD","verification_uri":"https://evil.example/\u001b]0;pwned\u0007\u202e","expires_in":60,"interval":1}`)
-		case "/token":
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"error":"access_denied","error_description":"denied\u001b[31m\u009b2J"}`)
-		}
-	}))
-	defer srv.Close()
+	srv := fakeIssuer(t, false, withDeviceAndToken, map[string]http.HandlerFunc{
+		"/device": reply(http.StatusOK, `{"device_code":"dc","user_code":"AB\u001b[2JCD","verification_uri":"https://evil.example/\u001b]0;pwned\u0007\u202e","expires_in":60,"interval":1}`),
+		"/token":  reply(http.StatusBadRequest, `{"error":"access_denied","error_description":"denied\u001b[31m\u009b2J"}`),
+	})
 	prompt := newPrompt()
 	_, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
 		Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: prompt,
@@ -251,6 +295,25 @@ func TestLoginEscapesTheIssuersText(t *testing.T) {
 	_, err = oauthlogin.Login(t.Context(), oauthlogin.Config{Issuer: broken.URL + "/", ClientID: cliClient, Audience: audience, Prompt: newPrompt()})
 	if err == nil || strings.ContainsAny(err.Error(), "\x1b\x07") || !strings.Contains(err.Error(), `down\x1b]0;pwned\a\x1b[2J`) {
 		t.Errorf("Login = %q, want the issuer's body escaped", err)
+	}
+}
+
+// TestLoginRefusesATokenThatIsNoBearerToken: an access token with an
+// escape sequence in it is refused, not printed.
+func TestLoginRefusesATokenThatIsNoBearerToken(t *testing.T) {
+	srv := fakeIssuer(t, false, withDeviceAndToken, map[string]http.HandlerFunc{
+		"/device": reply(http.StatusOK, `{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"http://127.0.0.1/activate","expires_in":60,"interval":1}`),
+		"/token":  reply(http.StatusOK, `{"access_token":"eyJh.e30.c2ln\u001b]0;pwned\u0007","token_type":"Bearer","expires_in":60}`),
+	})
+	var out bytes.Buffer
+	token, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
+		Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: &out,
+	})
+	if err == nil || token != "" || !strings.Contains(err.Error(), "not an RFC 6750 b64token") {
+		t.Fatalf("Login = %q, %v; want a refusal of the token", token, err)
+	}
+	if strings.ContainsAny(out.String()+err.Error(), "\x1b\x07") {
+		t.Errorf("the issuer's control characters were printed: %q %q", out.String(), err)
 	}
 }
 
@@ -358,22 +421,43 @@ func TestLoginRefusedByIssuer(t *testing.T) {
 func TestLoginNeedsTheDeviceGrant(t *testing.T) {
 	// An issuer whose discovery names no device endpoint: not every
 	// OpenID provider offers the grant.
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/.well-known/openid-configuration" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"jwks_uri":%q}`,
-			srv.URL+"/", srv.URL+"/authorize", srv.URL+"/oauth/token", srv.URL+"/jwks")
-	}))
-	defer srv.Close()
+	srv := fakeIssuer(t, false, func(self string) string { return issuerDoc(self, "", self+"/oauth/token") }, nil)
 	_, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
 		Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: newPrompt(),
 	})
 	if !errors.Is(err, oauthlogin.ErrNoDeviceGrant) {
 		t.Fatalf("Login = %v, want ErrNoDeviceGrant", err)
+	}
+}
+
+// TestLoginKeepsTheIssuersTransport: the device and token endpoints that
+// discovery names must be https, or loopback http under a loopback http
+// issuer; otherwise nothing is sent to them.
+func TestLoginKeepsTheIssuersTransport(t *testing.T) {
+	inClear := func(u string) string { return strings.Replace(u, "https://", "http://", 1) }
+	tests := []struct {
+		name   string
+		useTLS bool
+		doc    func(self string) string
+	}{
+		{"https issuer, http token endpoint", true,
+			func(self string) string { return issuerDoc(self, self+"/device", inClear(self)+"/token") }},
+		{"https issuer, http device endpoint", true,
+			func(self string) string { return issuerDoc(self, inClear(self)+"/device", self+"/token") }},
+		{"loopback issuer, token endpoint in clear off loopback", false,
+			func(self string) string { return issuerDoc(self, self+"/device", "http://issuer.example/token") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reached := func(w http.ResponseWriter, r *http.Request) { t.Errorf("%s reached", r.URL.Path) }
+			srv := fakeIssuer(t, tt.useTLS, tt.doc, map[string]http.HandlerFunc{"/device": reached, "/token": reached})
+			_, err := oauthlogin.Login(t.Context(), oauthlogin.Config{
+				Issuer: srv.URL + "/", ClientID: cliClient, Audience: audience, Prompt: newPrompt(), HTTPClient: srv.Client(),
+			})
+			if err == nil || !strings.Contains(err.Error(), "must not travel in clear") {
+				t.Fatalf("Login = %v, want a refusal of the clear-text endpoint", err)
+			}
+		})
 	}
 }
 

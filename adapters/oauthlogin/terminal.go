@@ -123,11 +123,14 @@ func tokenSummary(token string) (sub string, scopes []string, err error) {
 	return claims.Sub, scopes, nil
 }
 
-// scopeList reads a space-delimited string or an array of strings.
+// scopeList reads a space-delimited string or an array of strings, as the
+// roles do: a string is split on spaces only (RFC 6749 section 3.3), so a
+// tab does not make "read:products" look granted when the roles would
+// refuse it.
 func scopeList(raw json.RawMessage) []string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return strings.Fields(s)
+		return slices.DeleteFunc(strings.Split(s, " "), func(t string) bool { return t == "" })
 	}
 	var list []string
 	if json.Unmarshal(raw, &list) == nil {

@@ -44,6 +44,8 @@ func TestWriteSummary(t *testing.T) {
 			nil, "logged in as u2; scopes read:products write:products\n"},
 		{"a scope asked for and not granted", jwt(`{"sub":"bob","scope":"openid profile"}`),
 			[]string{"openid", "profile", "email", "read:products"}, "logged in as bob; scopes openid profile (warning: the token does not grant read:products, asked with --scope)\n"},
+		{"a string is split on spaces only, as the roles split it", jwt(`{"sub":"bob","scope":"read:products\twrite"}`), []string{"read:products"},
+			`logged in as bob; scopes read:products\twrite (warning: the token does not grant read:products, asked with --scope)` + "\n"},
 		{"no scopes", jwt(`{"sub":"bob"}`), []string{"read:products"},
 			"logged in as bob; no scopes (warning: the token does not grant read:products, asked with --scope)\n"},
 		{"the issuer's text is escaped", jwt(`{"sub":"x\u001b[2Jy","scope":"a\u0007"}`), nil, `logged in as x\x1b[2Jy; scopes a\a` + "\n"},

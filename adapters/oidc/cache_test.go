@@ -165,3 +165,28 @@ func TestCacheUnderConcurrency(t *testing.T) {
 		t.Fatalf("entries = %d, want %d", v.CacheLen(), len(tokens))
 	}
 }
+
+// A DPoP-bound token's cnf.jkt is part of the verdict: the cache answers
+// it as the full check did, and an unbound token has none.
+func TestCacheKeepsTheTokensKeyBinding(t *testing.T) {
+	ti := newTestIssuer(t, false)
+	v, c := cachedVerifier(t, ti, nil)
+	const jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+	bound := ti.mint(t, func(m map[string]any) { m["cnf"] = map[string]any{"jkt": jkt} })
+	for i := range 2 {
+		p, err := v.Verify(context.Background(), bound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.KeyThumbprint() != jkt {
+			t.Fatalf("check #%d: jkt %q, want %q", i+1, p.KeyThumbprint(), jkt)
+		}
+	}
+	p, err := v.Verify(context.Background(), ti.mint(t, nil))
+	if err != nil || p.KeyThumbprint() != "" {
+		t.Fatalf("unbound token: jkt %q, %v", p.KeyThumbprint(), err)
+	}
+	if c.hits.Load() != 1 {
+		t.Errorf("hits %d, want 1", c.hits.Load())
+	}
+}

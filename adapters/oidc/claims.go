@@ -23,6 +23,13 @@ type claims struct {
 	NotBefore *numericDate
 	IssuedAt  *numericDate // read only to hold it to the number rule
 	Scopes    []string     // from every scope claim, without duplicates
+	// Confirmation binds a DPoP token to its key (RFC 9449 §6.1); its jkt
+	// is part of the principal, so of the cached verdict too.
+	Confirmation *confirmation
+}
+
+type confirmation struct {
+	JKT string `json:"jkt"`
 }
 
 // parseClaims decodes payload strictly: each claim read must have its
@@ -36,13 +43,18 @@ func parseClaims(payload []byte, scopeClaims []string) (claims, error) {
 	var c claims
 	for name, dst := range map[string]any{
 		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience,
-		"exp": &c.Expiry, "nbf": &c.NotBefore, "iat": &c.IssuedAt,
+		"exp": &c.Expiry, "nbf": &c.NotBefore, "iat": &c.IssuedAt, "cnf": &c.Confirmation,
 	} {
 		if b, ok := fields[name]; ok {
 			if err := json.Unmarshal(b, dst); err != nil {
 				return claims{}, fmt.Errorf("%s: %w", name, err)
 			}
 		}
+	}
+	if c.Confirmation != nil && c.Confirmation.JKT == "" {
+		// Bound some other way (an mTLS certificate's x5t#S256): a binding
+		// this service cannot check is refused, never ignored.
+		return claims{}, errors.New("cnf: no jkt")
 	}
 	for _, name := range scopeClaims {
 		b, ok := fields[name]

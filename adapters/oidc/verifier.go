@@ -371,6 +371,9 @@ func (v *Verifier) verify(ctx context.Context, l *loaded, raw string) (domain.Pr
 		return domain.Principal{}, verdict{}, refusal
 	}
 	p := domain.NewPrincipal(c.Subject, c.Scopes)
+	if c.Confirmation != nil {
+		p = p.BoundTo(c.Confirmation.JKT)
+	}
 	return p, verdict{principal: p, exp: c.Expiry.time(), nbf: c.NotBefore.time(), kid: call.kid, key: call.key}, nil
 }
 

@@ -503,36 +503,6 @@ func TestStartReturnsOnCancelWhileDiscoveryHangs(t *testing.T) {
 	}
 }
 
-func TestRotatedKeyIsPickedUpOnDemand(t *testing.T) {
-	ti := newTestIssuer(t, false)
-	clk := &testclock.Offset{}
-	cfg := testConfig(ti)
-	cfg.MinRefreshInterval = time.Minute
-	cfg.Now = clk.Now
-	v := startVerifier(t, cfg)
-	oldToken := ti.mint(t, nil)
-
-	if err := ti.RotateKey(); err != nil {
-		t.Fatal(err)
-	}
-	newToken := ti.mint(t, nil)
-	ctx := context.Background()
-
-	// Within MinRefreshInterval of the last fetch the new kid is not looked
-	// up yet.
-	if _, err := v.Verify(ctx, newToken); reasonOf(t, err) != domain.ReasonUnknownKID {
-		t.Fatalf("new kid inside the rate bound: %v, want unknown_kid", err)
-	}
-	clk.Advance(cfg.MinRefreshInterval + time.Second)
-	if _, err := v.Verify(ctx, newToken); err != nil {
-		t.Fatalf("new key after the rate bound: %v", err)
-	}
-	// The refetch replaced the set; the removed key is no longer trusted.
-	if _, err := v.Verify(ctx, oldToken); reasonOf(t, err) != domain.ReasonUnknownKID {
-		t.Fatalf("token under the removed key: %v, want unknown_kid", err)
-	}
-}
-
 func TestPeriodicRefreshDropsRemovedKeys(t *testing.T) {
 	ti := newTestIssuer(t, false)
 	results := newRefreshes()

@@ -8,3 +8,10 @@ func SetCheckInterval(s *FileSource, d time.Duration) {
 	defer s.mu.Unlock()
 	s.interval = d
 }
+
+// SetMonitorClock lets tests age an SVID without waiting.
+func SetMonitorClock(m *Monitor, now func() time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.now = now
+}

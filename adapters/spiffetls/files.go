@@ -38,6 +38,7 @@ type Files struct {
 // yet, is logged and the last good set stays in use.
 type FileSource struct {
 	files    Files
+	w        Workload
 	log      *slog.Logger
 	interval time.Duration
 
@@ -49,12 +50,11 @@ type FileSource struct {
 }
 
 // NewFileSource loads the files once and fails if they do not form a valid
-// SVID that chains to the bundle. Reloads are reported to log; nil discards.
-func NewFileSource(files Files, log *slog.Logger) (*FileSource, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	s := &FileSource{files: files, log: log, interval: defaultCheckInterval}
+// SVID of w.ID that chains to the bundle. Reloads are reported to w.Log;
+// a reload that fails, or brings another workload's SVID, keeps the
+// current SVID and counts as a failed rotation.
+func NewFileSource(files Files, w Workload) (*FileSource, error) {
+	s := &FileSource{files: files, w: w, log: w.logger(), interval: defaultCheckInterval}
 	raw, err := s.read()
 	if err != nil {
 		return nil, err
@@ -103,6 +103,7 @@ func (s *FileSource) refresh() {
 		err = s.load(raw)
 	}
 	if err != nil {
+		s.w.failed()
 		s.log.Warn("keeping the previous SVID: reloading certificate files failed",
 			"err", err, "spiffe_id", s.svid.ID.String(), "not_after", s.svid.Certificates[0].NotAfter)
 		return
@@ -134,6 +135,9 @@ func (s *FileSource) load(raw [3][]byte) error {
 	bundle, err := x509bundle.Parse(svid.ID.TrustDomain(), raw[2])
 	if err != nil {
 		return fmt.Errorf("parse bundle %s: %w", s.files.Bundle, err)
+	}
+	if svid.ID != s.w.ID {
+		return fmt.Errorf("%w: %s holds %s, not this workload's own %s", ErrNotOwnSVID, s.files.Cert, svid.ID, s.w.ID)
 	}
 	if _, _, err := x509svid.Verify(svid.Certificates, bundle); err != nil {
 		return fmt.Errorf("SVID %s does not verify against bundle %s: %w", s.files.Cert, s.files.Bundle, err)

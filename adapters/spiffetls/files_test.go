@@ -1,12 +1,14 @@
 package spiffetls_test
 
 import (
+	"errors"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,9 +36,9 @@ func writeDevCerts(tb testing.TB, dir string) {
 }
 
 // fileSource reloads on every handshake, so tests need not sleep.
-func fileSource(tb testing.TB, files spiffetls.Files, log *slog.Logger) *spiffetls.FileSource {
+func fileSource(tb testing.TB, files spiffetls.Files, id spiffeid.ID, log *slog.Logger) *spiffetls.FileSource {
 	tb.Helper()
-	src, err := spiffetls.NewFileSource(files, log)
+	src, err := spiffetls.NewFileSource(files, spiffetls.Workload{ID: id, Log: log})
 	if err != nil {
 		tb.Fatalf("NewFileSource: %v", err)
 	}
@@ -74,7 +76,7 @@ func TestFileSourceRotatesWithoutRestart(t *testing.T) {
 		ca := newCA(t)
 		c := roleFiles(t.TempDir(), "service-c")
 		writeSVID(t, ca, serviceC, c)
-		src, err := spiffetls.NewFileSource(c, nil)
+		src, err := spiffetls.NewFileSource(c, spiffetls.Workload{ID: serviceC})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,8 +99,8 @@ func TestFileSourceRotatesWithoutRestart(t *testing.T) {
 		dir := t.TempDir()
 		writeDevCerts(t, dir)
 		c := roleFiles(dir, "service-c")
-		srv := startServer(t, fileSource(t, c, nil), serviceA)
-		client := mtlsClient(t, fileSource(t, roleFiles(dir, "service-a"), nil), serviceC)
+		srv := startServer(t, fileSource(t, c, serviceC, nil), serviceA)
+		client := mtlsClient(t, fileSource(t, roleFiles(dir, "service-a"), serviceA, nil), serviceC)
 
 		first := fileSerial(t, c)
 		if got := servedSerial(t, client, srv.URL); got.Cmp(first) != 0 {
@@ -120,9 +122,16 @@ func TestFileSourceKeepsLastGoodSVID(t *testing.T) {
 	writeDevCerts(t, dir)
 	c := roleFiles(dir, "service-c")
 	logs := &logbuf.Buffer{}
-	srv := startServer(t, fileSource(t, c, slog.New(slog.NewTextHandler(logs, nil))), serviceA)
+	var failures atomic.Int32
+	src, err := spiffetls.NewFileSource(c, spiffetls.Workload{ID: serviceC, Log: slog.New(slog.NewTextHandler(logs, nil)),
+		RotationFailed: func(time.Time) { failures.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spiffetls.SetCheckInterval(src, 0)
+	srv := startServer(t, src, serviceA)
 	// A's files are never touched, so its source just keeps them.
-	client := mtlsClient(t, fileSource(t, roleFiles(dir, "service-a"), nil), serviceC)
+	client := mtlsClient(t, fileSource(t, roleFiles(dir, "service-a"), serviceA, nil), serviceC)
 	good := fileSerial(t, c)
 
 	other := t.TempDir()
@@ -139,16 +148,24 @@ func TestFileSourceKeepsLastGoodSVID(t *testing.T) {
 		{"SVID from a CA the bundle does not hold", func(t *testing.T) {
 			copyFile(t, roleFiles(other, "service-c").Key, c.Key)
 		}},
+		{"another workload's SVID from the same CA", func(t *testing.T) {
+			copyFile(t, roleFiles(dir, "service-b").Cert, c.Cert)
+			copyFile(t, roleFiles(dir, "service-b").Key, c.Key)
+		}},
 	}
 	for _, b := range breakages {
 		t.Run(b.name, func(t *testing.T) {
 			logs.Reset()
+			failed := failures.Load()
 			b.apply(t)
 			if got := servedSerial(t, client, srv.URL); got.Cmp(good) != 0 {
 				t.Fatalf("served serial %s, want the last good %s", got, good)
 			}
 			if !strings.Contains(logs.String(), "keeping the previous SVID") {
 				t.Errorf("failed reload not logged; logs: %q", logs.String())
+			}
+			if failures.Load() == failed {
+				t.Error("failed reload not counted as a failed rotation")
 			}
 		})
 	}
@@ -182,17 +199,23 @@ func TestNewFileSourceRejectsBadFiles(t *testing.T) {
 	tests := []struct {
 		name  string
 		files spiffetls.Files
+		want  error // nil: any error
 	}{
-		{"missing files", roleFiles(filepath.Join(dir, "nope"), "service-c")},
-		{"key of another SVID", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-a-key.pem"), Bundle: filepath.Join(dir, "bundle.pem")}},
-		{"bundle of another CA", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-c-key.pem"), Bundle: filepath.Join(other, "bundle.pem")}},
-		{"bundle is not PEM", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-c-key.pem"), Bundle: filepath.Join(dir, "service-c-key.pem")}},
+		{"missing files", roleFiles(filepath.Join(dir, "nope"), "service-c"), nil},
+		{"key of another SVID", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-a-key.pem"), Bundle: filepath.Join(dir, "bundle.pem")}, nil},
+		{"bundle of another CA", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-c-key.pem"), Bundle: filepath.Join(other, "bundle.pem")}, nil},
+		{"bundle is not PEM", spiffetls.Files{Cert: filepath.Join(dir, "service-c.pem"), Key: filepath.Join(dir, "service-c-key.pem"), Bundle: filepath.Join(dir, "service-c-key.pem")}, nil},
+		{"another workload's SVID", roleFiles(dir, "service-a"), spiffetls.ErrNotOwnSVID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if src, err := spiffetls.NewFileSource(tt.files, nil); err == nil {
+			src, err := spiffetls.NewFileSource(tt.files, spiffetls.Workload{ID: serviceC})
+			if err == nil {
 				src.Close()
 				t.Fatal("NewFileSource succeeded")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("error %v, want %v", err, tt.want)
 			}
 		})
 	}

@@ -2,20 +2,22 @@ package spiffetls_test
 
 import (
 	"context"
-	"crypto/x509"
-	"net"
-	"os"
+	"errors"
+	"math/big"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/spiffe/go-spiffe/v2/proto/spiffe/workload"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"google.golang.org/grpc"
 
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
+	"github.com/trustchain/trustchain/internal/testkit/workloadapitest"
 )
 
 func TestNewWorkloadSourceRejectsBadAddress(t *testing.T) {
@@ -32,7 +34,7 @@ func TestNewWorkloadSourceRejectsBadAddress(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			// No deadline: a bad address must fail at once, not hang.
-			src, err := spiffetls.NewWorkloadSource(context.Background(), tt.addr)
+			src, err := spiffetls.NewWorkloadSource(context.Background(), tt.addr, spiffetls.Workload{ID: serviceC})
 			if err == nil {
 				src.Close()
 				t.Fatal("NewWorkloadSource succeeded")
@@ -49,7 +51,7 @@ func TestNewWorkloadSourceGivesUpWithContext(t *testing.T) {
 	defer cancel()
 	addr := "unix://" + filepath.Join(t.TempDir(), "missing.sock")
 
-	src, err := spiffetls.NewWorkloadSource(ctx, addr)
+	src, err := spiffetls.NewWorkloadSource(ctx, addr, spiffetls.Workload{ID: serviceC})
 	if err == nil {
 		src.Close()
 		t.Fatal("NewWorkloadSource succeeded without an agent")
@@ -63,75 +65,127 @@ func TestNewWorkloadSourceGivesUpWithContext(t *testing.T) {
 // Workload API server and runs C's server on what it hands out.
 func TestWorkloadSourceServesMTLS(t *testing.T) {
 	ca := newCA(t)
-	addr := fakeWorkloadAPI(t, ca)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-
-	src, err := spiffetls.NewWorkloadSource(ctx, addr)
-	if err != nil {
-		t.Fatalf("NewWorkloadSource: %v", err)
-	}
-	t.Cleanup(func() { _ = src.Close() })
+	ag := workloadapitest.Start(t, ca, serviceC)
+	src := workloadSource(t, ag, serviceC)
 	srv := startServer(t, src, serviceA)
 
-	resp, err := mtlsClient(t, memorySource(t, ca, serviceA), serviceC).Get(srv.URL)
+	if got := presentedID(t, ca, srv); got != serviceC {
+		t.Fatalf("server presented %s, want %s", got, serviceC)
+	}
+}
+
+// TestWorkloadSourcePicksItsOwnSVID offers several SVIDs, as overlapping
+// registration entries do, the workload's own never first: each role must
+// present its own, and one whose own is not on offer has none and says
+// which it waits for, until an update brings it.
+func TestWorkloadSourcePicksItsOwnSVID(t *testing.T) {
+	ca := newCA(t)
+	ag := workloadapitest.Start(t, ca, serviceA, serviceC, serviceB)
+	for _, own := range []spiffeid.ID{serviceB, serviceC} {
+		t.Run(own.Path(), func(t *testing.T) {
+			srv := startServer(t, workloadSource(t, ag, own), serviceA)
+			if got := presentedID(t, ca, srv); got != own {
+				t.Fatalf("server presented %s, want its own %s", got, own)
+			}
+		})
+	}
+
+	t.Run("own not offered, then offered", func(t *testing.T) {
+		ag.Offer(serviceA, serviceC)
+		src := workloadSource(t, ag, serviceB)
+		svid, err := src.GetX509SVID()
+		if !errors.Is(err, spiffetls.ErrNoSVID) {
+			t.Fatalf("GetX509SVID = %v, %v; want ErrNoSVID", svid, err)
+		}
+		for _, want := range []string{serviceB.String(), serviceA.String() + ", " + serviceC.String()} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not name %s", err, want)
+			}
+		}
+		mon := spiffetls.NewMonitor(src, serviceB, spiffetls.MonitorHooks{}, nil)
+		if err := mon.Check(context.Background()); !errors.Is(err, spiffetls.ErrNoSVID) {
+			t.Fatalf("Check = %v, want ErrNoSVID", err)
+		}
+
+		ag.Offer(serviceC, serviceB)
+		if !eventuallyWithin(5*time.Second, func() bool { return mon.Check(context.Background()) == nil }) {
+			t.Fatalf("still not ready after the agent offered %s: %v", serviceB, mon.Check(context.Background()))
+		}
+	})
+}
+
+// TestWorkloadSourceRenewsPromptlyAfterAgentOutage stops the agent for long
+// enough that the client libraries' default backoffs (go-spiffe's linear
+// one to 30s, gRPC's reconnect one to 120s) would leave it waiting several
+// seconds more, then brings it back with a new SVID: the source must hold
+// it within a few seconds.
+func TestWorkloadSourceRenewsPromptlyAfterAgentOutage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out a 20s agent outage")
+	}
+	ca := newCA(t)
+	ag := workloadapitest.Start(t, ca, serviceC)
+	var failures atomic.Int32
+	src, err := spiffetls.NewWorkloadSource(t.Context(), ag.Addr(), spiffetls.Workload{
+		ID: serviceC, RotationFailed: func(time.Time) { failures.Add(1) },
+	})
 	if err != nil {
-		t.Fatalf("GET: %v", err)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	before := heldSerial(t, src)
+
+	ag.Stop()
+	time.Sleep(20 * time.Second)
+	ag.Start()
+	back := time.Now()
+	if !eventuallyWithin(10*time.Second, func() bool { return heldSerial(t, src).Cmp(before) != 0 }) {
+		t.Fatal("no new SVID 10s after the agent returned")
+	}
+	took := time.Since(back)
+	t.Logf("new SVID %s after the agent returned; %d failed attempts during the outage", took.Round(10*time.Millisecond), failures.Load())
+	if took > 3*time.Second {
+		t.Errorf("new SVID only %s after the agent returned, want at most 3s", took)
+	}
+	if failures.Load() < 5 {
+		t.Errorf("%d failed rotation attempts counted in a 20s outage, want one per retry", failures.Load())
+	}
+}
+
+func heldSerial(tb testing.TB, src x509svid.Source) *big.Int {
+	tb.Helper()
+	svid, err := src.GetX509SVID()
+	if err != nil {
+		tb.Fatalf("GetX509SVID: %v", err)
+	}
+	return svid.Certificates[0].SerialNumber
+}
+
+func workloadSource(tb testing.TB, ag *workloadapitest.Agent, own spiffeid.ID) *spiffetls.WorkloadSource {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	src, err := spiffetls.NewWorkloadSource(ctx, ag.Addr(), spiffetls.Workload{ID: own})
+	if err != nil {
+		tb.Fatalf("NewWorkloadSource: %v", err)
+	}
+	tb.Cleanup(func() { _ = src.Close() })
+	return src
+}
+
+// presentedID calls srv as service-a and returns the ID the server proved.
+func presentedID(tb testing.TB, ca *spiffeca.DevCA, srv *peerServer) spiffeid.ID {
+	tb.Helper()
+	tr := &http.Transport{TLSClientConfig: tlsconfig.MTLSClientConfig(memorySource(tb, ca, serviceA), ca.Bundle(), tlsconfig.AuthorizeAny())}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(srv.URL)
+	if err != nil {
+		tb.Fatalf("GET: %v", err)
 	}
 	resp.Body.Close()
-	if id, err := x509svid.IDFromCert(resp.TLS.PeerCertificates[0]); err != nil || id != serviceC {
-		t.Fatalf("server presented %s (%v), want %s", id, err, serviceC)
-	}
-}
-
-// fakeWorkloadAPI serves one X509-SVID for service-c over a unix socket and
-// returns its address.
-func fakeWorkloadAPI(tb testing.TB, ca *spiffeca.DevCA) string {
-	tb.Helper()
-	svid, err := ca.Issue(serviceC)
+	id, err := x509svid.IDFromCert(resp.TLS.PeerCertificates[0])
 	if err != nil {
 		tb.Fatal(err)
 	}
-	key, err := x509.MarshalPKCS8PrivateKey(svid.PrivateKey)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	resp := &workload.X509SVIDResponse{Svids: []*workload.X509SVID{{
-		SpiffeId:    serviceC.String(),
-		X509Svid:    svid.Certificates[0].Raw,
-		X509SvidKey: key,
-		Bundle:      ca.Bundle().X509Authorities()[0].Raw,
-	}}}
-
-	// Socket paths are limited to about 100 bytes; t.TempDir can exceed it.
-	dir, err := os.MkdirTemp("", "wl")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	server := grpc.NewServer()
-	workload.RegisterSpiffeWorkloadAPIServer(server, &fakeAgent{resp: resp})
-	go func() { _ = server.Serve(ln) }()
-	tb.Cleanup(server.Stop)
-	return "unix://" + sock
-}
-
-type fakeAgent struct {
-	workload.UnimplementedSpiffeWorkloadAPIServer
-	resp *workload.X509SVIDResponse
-}
-
-// FetchX509SVID sends the SVID and then holds the stream open, as an agent
-// does between rotations.
-func (a *fakeAgent) FetchX509SVID(_ *workload.X509SVIDRequest, stream grpc.ServerStreamingServer[workload.X509SVIDResponse]) error {
-	if err := stream.Send(a.resp); err != nil {
-		return err
-	}
-	<-stream.Context().Done()
-	return nil
+	return id
 }

@@ -442,3 +442,66 @@ func (m *Metrics) SilentConnectionsClosed(ports ...string) map[string]func() {
 	}
 	return hooks
 }
+
+// SVIDMetrics feed the metrics of the workload's own SPIFFE identity.
+type SVIDMetrics struct {
+	// Held sets the SVID in use: trustchain_svid_expiry_timestamp_seconds
+	// and trustchain_svid_not_before_timestamp_seconds, each labelled with
+	// the SPIFFE ID and only for the current one.
+	Held func(spiffeID string, notBefore, notAfter time.Time)
+	// Rotated counts trustchain_svid_rotations_total.
+	Rotated func()
+	// RotationFailed counts trustchain_svid_rotation_errors_total and sets
+	// trustchain_svid_last_rotation_error_timestamp_seconds.
+	RotationFailed func(at time.Time)
+}
+
+// SVID registers the SVID metrics, on roles that hold an SVID only: a role
+// without one has no expiry to alert on. The time series exist once the
+// first SVID is held, so an alert on them cannot fire on a role that has
+// never had one (its readiness says so instead).
+func (m *Metrics) SVID() SVIDMetrics {
+	opts := func(name, help string) prometheus.GaugeOpts {
+		return prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help, ConstLabels: prometheus.Labels{"role": m.role}}
+	}
+	expiry := prometheus.NewGaugeVec(opts("svid_expiry_timestamp_seconds",
+		"When the SVID in use expires (unix seconds); the label names its SPIFFE ID."), []string{"spiffe_id"})
+	notBefore := prometheus.NewGaugeVec(opts("svid_not_before_timestamp_seconds",
+		"When the SVID in use became valid (unix seconds): with the expiry, its lifetime."), []string{"spiffe_id"})
+	lastErr := prometheus.NewGauge(opts("svid_last_rotation_error_timestamp_seconds",
+		"When getting a new SVID last failed (unix seconds); 0 if it never has."))
+	rotations := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "svid_rotations_total",
+		Help: "Times the SVID in use was replaced by a new one.", ConstLabels: prometheus.Labels{"role": m.role}})
+	errs := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "svid_rotation_errors_total",
+		Help: "Failed attempts at getting a new SVID: files that did not load, a Workload API stream that broke.", ConstLabels: prometheus.Labels{"role": m.role}})
+	m.reg.MustRegister(expiry, notBefore, lastErr, rotations, errs)
+	return SVIDMetrics{
+		Held: func(id string, nb, na time.Time) {
+			expiry.Reset()
+			notBefore.Reset()
+			expiry.WithLabelValues(id).Set(float64(na.Unix()))
+			notBefore.WithLabelValues(id).Set(float64(nb.Unix()))
+		},
+		Rotated: rotations.Inc,
+		RotationFailed: func(at time.Time) {
+			errs.Inc()
+			lastErr.Set(float64(at.Unix()))
+		},
+	}
+}
+
+// DPoPReplayStore reports the edge's DPoP jti store:
+// trustchain_dpop_replay_entries at scrape time, and
+// trustchain_dpop_replay_evictions_total, counted through the hook it
+// returns. A store full of live jtis evicts nothing: it refuses, and
+// token_checks_total counts those as dpop_replay_store_full.
+func (m *Metrics) DPoPReplayStore(size func() int) (evicted func()) {
+	evictions := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "dpop_replay_evictions_total",
+		Help: "Expired DPoP proof ids the replay store dropped to make room.", ConstLabels: prometheus.Labels{"role": m.role}})
+	m.reg.MustRegister(evictions, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "dpop_replay_entries",
+		Help:        "DPoP proof ids the replay store holds now.",
+		ConstLabels: prometheus.Labels{"role": m.role},
+	}, func() float64 { return float64(size()) }))
+	return evictions.Inc
+}

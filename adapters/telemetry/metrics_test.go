@@ -292,3 +292,31 @@ func TestMetricsQueryHookTimesBunQueries(t *testing.T) {
 	}
 	assertSeries(t, scrape(t, m), "trustchain_db_query_duration_seconds", map[string]float64{"operation=select,role=b": 1})
 }
+
+// TestSVIDMetrics: only the SVID in use has an expiry series, labelled
+// with its ID; rotations and failures are counted, the last failure timed.
+func TestSVIDMetrics(t *testing.T) {
+	m := newMetrics("c")
+	if fams := scrape(t, m); len(series(t, fams, "trustchain_svid_rotations_total")) != 0 {
+		t.Fatal("SVID metrics exist before SVID() registered them")
+	}
+	svid := m.SVID()
+	if fams := scrape(t, m); len(series(t, fams, "trustchain_svid_expiry_timestamp_seconds")) != 0 {
+		t.Fatal("an expiry series exists before any SVID is held")
+	}
+	start := time.Unix(1_800_000_000, 0)
+	svid.Held("spiffe://td/ns/default/sa/service-a", start, start.Add(time.Hour))
+	svid.Held("spiffe://td/ns/default/sa/service-c", start.Add(time.Minute), start.Add(2*time.Hour))
+	svid.Rotated()
+	svid.RotationFailed(start.Add(90 * time.Second))
+	svid.RotationFailed(start.Add(100 * time.Second))
+
+	fams := scrape(t, m)
+	assertSeries(t, fams, "trustchain_svid_expiry_timestamp_seconds", map[string]float64{
+		"role=c,spiffe_id=spiffe://td/ns/default/sa/service-c": 1_800_007_200})
+	assertSeries(t, fams, "trustchain_svid_not_before_timestamp_seconds", map[string]float64{
+		"role=c,spiffe_id=spiffe://td/ns/default/sa/service-c": 1_800_000_060})
+	assertSeries(t, fams, "trustchain_svid_rotations_total", map[string]float64{"role=c": 1})
+	assertSeries(t, fams, "trustchain_svid_rotation_errors_total", map[string]float64{"role=c": 2})
+	assertSeries(t, fams, "trustchain_svid_last_rotation_error_timestamp_seconds", map[string]float64{"role=c": 1_800_000_100})
+}

@@ -138,14 +138,33 @@ func (c b3WithoutDebug) Get(key string) string {
 	case "x-b3-flags":
 		return ""
 	case "b3":
-		// {trace}-{span}-d[-{parent}] or a lone "d": keep the ids. The
-		// parent id is unused, and B3 has no form with it but no state.
-		if v == "d" {
-			return ""
-		}
-		if parts := strings.SplitN(v, "-", 4); len(parts) >= 3 && parts[2] == "d" {
-			return parts[0] + "-" + parts[1]
-		}
+		return b3SingleWithoutDebug(v)
+	}
+	return v
+}
+
+// b3SingleWithoutDebug drops the "d" from {trace}-{span}-d[-{parent}], or
+// a lone "d", keeping the ids (the parent id is unused, and B3 has no form
+// with it but no state). It finds the sampling state where the propagator
+// reads it, by position: the propagator does not check the separators
+// after the trace id, so "{trace}-{span}0d" is read as debug too.
+func b3SingleWithoutDebug(v string) string {
+	const spanWidth = 16
+	if v == "d" {
+		return ""
+	}
+	var traceWidth int
+	switch {
+	case len(v) > 16 && v[16] == '-':
+		traceWidth = 16
+	case len(v) > 32 && v[32] == '-':
+		traceWidth = 32
+	default:
+		return v // no trace id the propagator would read
+	}
+	ids := traceWidth + 1 + spanWidth
+	if state := ids + 1; state < len(v) && v[state] == 'd' {
+		return v[:ids]
 	}
 	return v
 }

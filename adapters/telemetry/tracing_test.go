@@ -32,6 +32,12 @@ func newTracing(tb testing.TB, exp sdktrace.SpanExporter) *telemetry.Tracing {
 	if exp != nil {
 		cfg.Exporter = exp
 	}
+	return startTracing(tb, cfg)
+}
+
+// startTracing builds tracing from cfg and shuts it down at cleanup.
+func startTracing(tb testing.TB, cfg telemetry.TracingConfig) *telemetry.Tracing {
+	tb.Helper()
 	tr, err := telemetry.NewTracing(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("NewTracing: %v", err)
@@ -248,32 +254,7 @@ func TestContextCrossesAHop(t *testing.T) {
 				tr = newTracing(t, nil)
 			}
 
-			var (
-				mu  sync.Mutex
-				out http.Header
-			)
-			next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				out = r.Header.Clone()
-				mu.Unlock()
-			}))
-			t.Cleanup(next.Close)
-			client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
-			hop := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				// As httpapi's client does: inject when the transport
-				// does not.
-				header := http.Header{}
-				if inject := tr.Inject(); inject != nil {
-					inject(r.Context(), header)
-				}
-				get(t, client, r.Context(), next.URL, header)
-			}))))
-			t.Cleanup(hop.Close)
-
-			get(t, http.DefaultClient, context.Background(), hop.URL+"/products", tc.in)
-
-			mu.Lock()
-			defer mu.Unlock()
+			out := relay(t, tr, tc.in)
 			tc.check(t, out)
 			if exp != nil {
 				if got := len(exp.GetSpans()); got != tc.spansIn {
@@ -282,6 +263,37 @@ func TestContextCrossesAHop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// relay sends a request carrying in through one traced hop, which calls a
+// next server as httpapi's client does (injecting when the transport does
+// not), and returns the headers the next server received.
+func relay(tb testing.TB, tr *telemetry.Tracing, in http.Header) http.Header {
+	tb.Helper()
+	var (
+		mu  sync.Mutex
+		out http.Header
+	)
+	next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		out = r.Header.Clone()
+		mu.Unlock()
+	}))
+	tb.Cleanup(next.Close)
+	client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
+	hop := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header := http.Header{}
+		if inject := tr.Inject(); inject != nil {
+			inject(r.Context(), header)
+		}
+		get(tb, client, r.Context(), next.URL, header)
+	}))))
+	tb.Cleanup(hop.Close)
+
+	get(tb, http.DefaultClient, context.Background(), hop.URL+"/products", in)
+	mu.Lock()
+	defer mu.Unlock()
+	return out
 }
 
 func wantHeader(tb testing.TB, h http.Header, key, want string) {
@@ -743,36 +755,13 @@ func TestB3DebugDoesNotForceSampling(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			exp := tracetest.NewInMemoryExporter()
-			tr, err := telemetry.NewTracing(context.Background(), telemetry.TracingConfig{
+			tr := startTracing(t, telemetry.TracingConfig{
 				ServiceName: "b3-test", Exporter: exp, Flags: telemetry.TracingFlags{Sampler: "parentbased_always_off"},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
-			var (
-				mu  sync.Mutex
-				out http.Header
-			)
-			next := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				mu.Lock()
-				out = r.Header.Clone()
-				mu.Unlock()
-			}))
-			t.Cleanup(next.Close)
-			client := &http.Client{Transport: tr.ClientTransport(http.DefaultTransport)}
-			hop := httptest.NewServer(tr.ServerMiddleware(route("GET /products", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				get(t, client, r.Context(), next.URL, nil)
-			}))))
-			t.Cleanup(hop.Close)
-
-			get(t, http.DefaultClient, context.Background(), hop.URL+"/products", tc.in)
-
+			out := relay(t, tr, tc.in)
 			if got := len(exp.GetSpans()); got != tc.wantSpans {
 				t.Errorf("exported %d spans, want %d", got, tc.wantSpans)
 			}
-			mu.Lock()
-			defer mu.Unlock()
 			wantHeader(t, out, "X-B3-Traceid", inTraceID)
 			wantHeader(t, out, "X-B3-Flags", "")
 			if b3 := out.Get("B3"); strings.HasSuffix(b3, "-d") || strings.Contains(b3, "-d-") {

@@ -49,13 +49,19 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	// No button pressed: the page called A on the way back from the login.
 	browsertest.SeeText(ctx, t, "after alice's login", "Logged in as auth0|alice", "read:products", "200 OK", "Laptop", "request processed at")
 	for id, want := range map[string][]string{
-		"hop-a": {"ok", "✓ valid", "none: A is the edge", "200"},
+		"hop-a": {"ok", "DPoP proof", "✓ valid, by the token's key", "✓ valid", "none: A is the edge", "200"},
 		"hop-c": {"ok", "✓ valid", "✓ service-a", "200"},
 		"hop-b": {"ok", "✓ valid", "✓ service-c", "200"},
 		"store": {"ok", "✓ read the products"},
+		"user":  {"ok", "your token + a DPoP proof by this session's key"},
 	} {
 		seeBox(ctx, t, "after alice's login", id, want...)
 	}
+	// The page holds the key; the token is bound to it. Replayed without
+	// the key, A refuses it and the page shows A's challenge.
+	browsertest.SeeText(ctx, t, "alice's claims", "cnf", "jkt")
+	browsertest.Submit(ctx, t, "call-replay")
+	browsertest.SeeText(ctx, t, "call-replay", "401 Unauthorized", `WWW-Authenticate: Bearer error="invalid_token", DPoP algs="ES256 PS256 RS256 EdDSA"`)
 	browsertest.Screenshot(ctx, t, 390, "page-390")
 	browsertest.Screenshot(ctx, t, 1280, "page-1280")
 
@@ -63,6 +69,9 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 		button string
 		boxes  map[string][]string
 	}{
+		// A thief with the token but not the key: A refuses it (RFC 9449 §7.2).
+		{"call-replay", map[string][]string{"hop-a": {"bad", "✗ bound to a key, sent without a proof", "401"}, "hop-c": {"idle", "not reached"},
+			"user": {"bad", "your token as Bearer, without the key"}}},
 		{"call-none", map[string][]string{"hop-a": {"bad", "✗ no token", "401"}, "hop-c": {"idle", "not reached"}}},
 		{"call-expired", map[string][]string{"hop-a": {"bad", "✗ expired", "401"}}},
 		{"call-direct-b", map[string][]string{

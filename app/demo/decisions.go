@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/trustchain/trustchain/adapters/dev/page"
@@ -100,6 +101,8 @@ func (h decisionHandler) note(r slog.Record) {
 			sub = a.Value.String()
 		case "peer":
 			dec.Peer = a.Value.String()
+		case "dpop":
+			dec.Proof = a.Value.String()
 		case "error":
 			for _, e := range a.Value.Group() {
 				if e.Key == "reason" {
@@ -110,6 +113,8 @@ func (h decisionHandler) note(r slog.Record) {
 		return true
 	})
 	switch {
+	case strings.HasPrefix(dec.Reason, "dpop_") && slices.Contains(domain.ProofReasons(), dec.Reason):
+		dec.Proof = dec.Reason // the proof, or its key binding, was refused
 	case slices.Contains(domain.TokenReasons(), dec.Reason):
 		dec.Token = dec.Reason
 	case sub != "":

@@ -7,7 +7,10 @@ package demo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,6 +25,7 @@ import (
 	"github.com/trustchain/trustchain/adapters/dev/issuer"
 	"github.com/trustchain/trustchain/adapters/dev/page"
 	"github.com/trustchain/trustchain/adapters/dev/spiffeca"
+	"github.com/trustchain/trustchain/adapters/dpop"
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
 	"github.com/trustchain/trustchain/adapters/memory"
 	"github.com/trustchain/trustchain/adapters/spiffetls"
@@ -33,21 +37,65 @@ import (
 // Config configures `trustchain demo`; main derives its flags from the
 // tags, as for app.Config.
 type Config struct {
-	Listen   string `flag:"listen" usage:"A's address (the one you curl)"`
-	UIListen string `flag:"ui-listen" usage:"address of the demo's web page, where a person logs in and calls the chain"`
-	MySQLDSN string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
-	PeerAuth string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
-	Trace    bool   `flag:"trace" usage:"print each request's finished spans"`
-	LogLevel string `flag:"log-level" usage:"log level of the services"`
+	Listen   string `flag:"listen" usage:"A's address (the one you curl); when the default is taken, the next free port"`
+	UIListen string `flag:"ui-listen" usage:"address of the demo's web page, where a person logs in and calls the chain; when the default is taken, the next free port"`
+	// The other listeners: port 0 is any free port.
+	IssuerListen string `flag:"issuer-listen" usage:"the local issuer's address (port 0: any free port, kept in --state-dir when set)"`
+	CListen      string `flag:"c-listen" usage:"C's API address"`
+	BListen      string `flag:"b-listen" usage:"B's API address"`
+	AAdminListen string `flag:"a-admin-listen" usage:"A's admin address (/metrics, /readyz)"`
+	CAdminListen string `flag:"c-admin-listen" usage:"C's admin address"`
+	BAdminListen string `flag:"b-admin-listen" usage:"B's admin address"`
+	StateDir     string `flag:"state-dir" usage:"keep the issuer's key and address, the users' passwords and the client secret in this directory (0700) across restarts, so tokens and the printed commands keep working; off when empty"`
+	MySQLDSN     string `flag:"mysql-dsn" env:"MYSQL_DSN" usage:"serve B from this MySQL (migrated and seeded first) instead of memory"`
+	PeerAuth     string `flag:"peer-auth" usage:"workload identity between the hops: mtls or off"`
+	Trace        bool   `flag:"trace" usage:"print each request's finished spans"`
+	LogLevel     string `flag:"log-level" usage:"log level of the services"`
 
 	OTLPEndpoint       string `flag:"otlp-endpoint" env:"OTEL_EXPORTER_OTLP_ENDPOINT" usage:"export every role's traces to this OTLP collector"`
 	OTLPTracesEndpoint string `flag:"otlp-traces-endpoint" env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" usage:"OTLP traces URL, used as it is"`
 	OTLPProtocol       string `flag:"otlp-protocol" env:"OTEL_EXPORTER_OTLP_PROTOCOL" usage:"http/protobuf or grpc"`
+
+	// From says where each setting that was given came from: "--flag" for
+	// the command line, "VAR (from the environment)" for the environment.
+	// A setting not in it has its default, and the demo may move a taken
+	// default port.
+	From map[string]string `flag:"-"`
 }
 
 // Defaults returns the demo's flag defaults.
 func Defaults() Config {
-	return Config{Listen: "127.0.0.1:8080", UIListen: "127.0.0.1:8090", PeerAuth: app.PeerAuthMTLS, LogLevel: "warn", OTLPProtocol: telemetry.ProtocolHTTP}
+	const anyPort = "127.0.0.1:0"
+	return Config{
+		Listen: "127.0.0.1:8080", UIListen: "127.0.0.1:8090",
+		IssuerListen: anyPort, CListen: anyPort, BListen: anyPort,
+		AAdminListen: anyPort, CAdminListen: anyPort, BAdminListen: anyPort,
+		PeerAuth: app.PeerAuthMTLS, LogLevel: "info", OTLPProtocol: telemetry.ProtocolHTTP,
+	}
+}
+
+// source names where a setting came from, for error messages.
+func (dc Config) source(flag string) string {
+	if from := dc.From[flag]; from != "" {
+		return from
+	}
+	return "--" + flag
+}
+
+// listeners are the flags of each role's API and admin addresses.
+var listeners = map[domain.Role][2]string{
+	domain.RoleA: {"listen", "a-admin-listen"},
+	domain.RoleC: {"c-listen", "c-admin-listen"},
+	domain.RoleB: {"b-listen", "b-admin-listen"},
+}
+
+// addr returns the address flag names.
+func (dc *Config) addr(flag string) *string {
+	return map[string]*string{
+		"listen": &dc.Listen, "ui-listen": &dc.UIListen, "issuer-listen": &dc.IssuerListen,
+		"c-listen": &dc.CListen, "b-listen": &dc.BListen,
+		"a-admin-listen": &dc.AAdminListen, "c-admin-listen": &dc.CAdminListen, "b-admin-listen": &dc.BAdminListen,
+	}[flag]
 }
 
 // Demo identities: what a local Auth0 tenant would be configured with. The
@@ -72,6 +120,9 @@ type Demo struct {
 	chain        *app.Chain
 	clientSecret string
 	users        []issuer.User
+	state        *issuer.State // nil without --state-dir
+	moves        []string      // taken default ports, and where they went
+	self         string        // how printed commands run this binary
 }
 
 // New starts nothing yet but binds every port, so the printed
@@ -92,12 +143,20 @@ func New(ctx context.Context, dc Config, deps app.Deps) (_ *Demo, err error) {
 		return slog.New(decisions.handler(role, log.Handler()))
 	}
 
-	d := &Demo{dc: dc, clientSecret: randomHex(16)}
+	d := &Demo{dc: dc, self: invocation()}
 	defer func() {
 		if err != nil {
 			d.close(ctx)
 		}
 	}()
+	if dc.StateDir != "" {
+		if d.state, err = issuer.OpenState(dc.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	if d.moves, err = d.dc.claimAddrs(d.state); err != nil {
+		return nil, err
+	}
 	if err = d.startIssuer(logFor); err != nil {
 		return nil, err
 	}
@@ -136,14 +195,31 @@ func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	if d.users, err = issuer.DemoUsers(demoScope); err != nil {
 		return err
 	}
-	if d.issuerServer, err = server.NewServer("issuer", "127.0.0.1:0", nil, server.DefaultLimits(0), nil, logFor("issuer")); err != nil {
+	key, err := d.keep()
+	if err != nil {
 		return err
+	}
+	if d.issuerServer, err = server.NewServer("issuer", d.dc.IssuerListen, nil, server.DefaultLimits(0), nil, logFor("issuer")); err != nil {
+		return err
+	}
+	if d.state != nil {
+		if err := d.state.Set("issuer-listen", d.issuerServer.Addr()); err != nil {
+			return err
+		}
 	}
 	if d.uiServer, err = server.NewServer("ui", d.dc.UIListen, nil, server.DefaultLimits(0), nil, logFor("ui")); err != nil {
 		return err
 	}
+	// The issuer checks proofs at its token endpoint with a replay store
+	// of its own, apart from A's.
+	proofs, err := dpop.New(dpop.Config{})
+	if err != nil {
+		return err
+	}
 	d.issuer, err = issuer.New(issuer.Config{
+		DPoP:         issuer.DPoP{Check: proofs.TokenRequestKey, Algorithms: dpop.AlgorithmNames()},
 		URL:          "http://" + d.issuerServer.Addr(),
+		Key:          key,
 		Audience:     demoAudience,
 		ClientID:     demoClientID,
 		ClientSecret: d.clientSecret,
@@ -161,6 +237,27 @@ func (d *Demo) startIssuer(logFor func(domain.Role) *slog.Logger) (err error) {
 	return nil
 }
 
+// keep fills in the client secret and the users' passwords, and returns
+// the signing key: fresh ones, or with --state-dir the ones kept there
+// (made and kept on the first run). A nil key makes the issuer a fresh one.
+func (d *Demo) keep() (*rsa.PrivateKey, error) {
+	if d.state == nil {
+		d.clientSecret = randomHex(16)
+		return nil, nil
+	}
+	var err error
+	if d.clientSecret, err = d.state.Value("client-secret", func() (string, error) { return randomHex(16), nil }); err != nil {
+		return nil, err
+	}
+	for i := range d.users {
+		fresh := d.users[i].Password
+		if d.users[i].Password, err = d.state.Value("password."+d.users[i].Name, func() (string, error) { return fresh, nil }); err != nil {
+			return nil, err
+		}
+	}
+	return d.state.Key()
+}
+
 // chainConfig is the chain the demo runs: its issuer, a development CA for
 // mtls, and B's store (memory, or the given MySQL, migrated and seeded).
 func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domain.Role) *slog.Logger) (app.ChainConfig, error) {
@@ -176,7 +273,8 @@ func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domai
 			}
 			return rd
 		},
-		Configure: func(_ domain.Role, cfg *app.Config) {
+		Configure: func(role domain.Role, cfg *app.Config) {
+			cfg.Listen, cfg.AdminListen = *dc.addr(listeners[role][0]), *dc.addr(listeners[role][1])
 			cfg.OTLPEndpoint, cfg.OTLPTracesEndpoint, cfg.OTLPProtocol = dc.OTLPEndpoint, dc.OTLPTracesEndpoint, dc.OTLPProtocol
 			// Handed over in code, as a command line would: the SDK gets
 			// them as options, not from the environment.
@@ -198,10 +296,16 @@ func (d *Demo) chainConfig(ctx context.Context, deps app.Deps, logFor func(domai
 		return cc, nil
 	}
 	ops := app.MigrateConfig{MySQLDSN: dc.MySQLDSN, Timeout: app.DefaultOpsTimeout}
-	if err := app.Migrate(ctx, ops, app.MigrateUp, io.Discard); err != nil {
-		return cc, err
+	err = app.Migrate(ctx, ops, app.MigrateUp, io.Discard)
+	if err == nil {
+		err = app.Seed(ctx, ops, io.Discard)
 	}
-	return cc, app.Seed(ctx, ops, io.Discard)
+	if err != nil {
+		// Say where the DSN came from: a MYSQL_DSN left in the shell
+		// moves the demo onto MySQL without a word on the command line.
+		return cc, fmt.Errorf("prepare the MySQL from %s for B: %w", dc.source("mysql-dsn"), err)
+	}
+	return cc, nil
 }
 
 // newPage is the demo's web page: log in as a demo user, call A, see what
@@ -230,6 +334,13 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 	if d.dc.MySQLDSN != "" {
 		store = "MySQL"
 	}
+	// C and B take a bound token only from a caller proven by workload
+	// identity; with it off, a bound token would not get past C, so the
+	// page's tokens are Bearer tokens then.
+	var sessionKeys func() (page.Prover, error)
+	if d.dc.PeerAuth != app.PeerAuthOff {
+		sessionKeys = sessionKey
+	}
 	return page.New(page.Config{
 		AURL:        d.chain.URL(domain.RoleA),
 		BURL:        d.chain.URL(domain.RoleB),
@@ -246,7 +357,18 @@ func (d *Demo) newPage(decisions *hopDecisions) (*page.Page, error) {
 		BClient:     bClient,
 		Decisions:   decisions,
 		Expired:     expiredTokens{d.issuer},
+		DPoP:        sessionKeys,
 	})
+}
+
+// sessionKey is a fresh ES256 key for one login on the page, held by the
+// page for that session alone.
+func sessionKey() (page.Prover, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("make a DPoP key: %w", err)
+	}
+	return dpop.NewProver(key), nil
 }
 
 // expiredTokens mints, for the page's "expired token" button, a token that
@@ -326,13 +448,19 @@ func (d *Demo) printInstructions(out io.Writer) {
 	a := d.chain.URL(domain.RoleA)
 	store := "in-memory sample catalogue"
 	if d.dc.MySQLDSN != "" {
-		store = "MySQL, migrated and seeded"
+		store = "MySQL from " + d.dc.source("mysql-dsn") + ", migrated and seeded"
 	}
 	tokenCmd := fmt.Sprintf(`TOKEN=$(curl -s -X POST %s/oauth/token -H 'content-type: application/json' -d '{"grant_type":"client_credentials","client_id":"%s","client_secret":"%s","audience":"%s"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')`,
 		d.IssuerURL(), demoClientID, d.clientSecret, demoAudience)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "trustchain demo is running (workload identity between hops: %s)\n\n", d.dc.PeerAuth)
+	for _, m := range d.moves {
+		fmt.Fprintf(&b, "  note: %s\n", m)
+	}
+	if len(d.moves) > 0 {
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "  page    %s   log in as a user and watch the chain decide\n", d.UIURL())
 	fmt.Fprintf(&b, "  issuer  %s   local Auth0 look-alike (login, device code, client credentials, JWKS)\n", d.issuer.Issuer())
 	for _, h := range domain.Chain() {
@@ -354,8 +482,12 @@ func (d *Demo) printInstructions(out io.Writer) {
 		}
 		fmt.Fprintf(&b, "  %-6s password %s   %s\n", u.Name, u.Password, what)
 	}
-	fmt.Fprintf(&b, "\n0. Open the page and log in: %s\n   or log in from the terminal (device code):\n\n  eval \"$(go run . login --oidc-issuer %s --client-id %s --oidc-audience %s --output env)\"\n\n",
-		d.UIURL(), d.issuer.Issuer(), demoCLIClient, demoAudience)
+	if d.state != nil {
+		fmt.Fprintf(&b, "\n  (kept in %s: the key, the issuer's address, these passwords and the client secret outlive a restart)\n", d.dc.StateDir)
+	}
+	fmt.Fprintf(&b, "\n0. Open the page and log in: %s\n   or log in from the terminal (device code):\n\n  eval \"$(%s login --oidc-issuer %s --client-id %s --oidc-audience %s --output env)\"\n\n",
+		d.UIURL(), d.self, d.issuer.Issuer(), demoCLIClient, demoAudience)
+	fmt.Fprintf(&b, "   For a token bound to a key (DPoP), add --dpop --key k.pem, and call A with a proof by it:\n\n  curl -s -H \"Authorization: DPoP $TOKEN\" -H \"DPoP: $(%s proof --key k.pem --method GET --url %s/products --token \"$TOKEN\")\" %s/products\n\n", d.self, a, a)
 	fmt.Fprintf(&b, "1. Or get a machine's token (client-credentials grant, like Auth0):\n\n  %s\n\n", tokenCmd)
 	fmt.Fprintf(&b, "2. Call A with it:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products\n\n", a)
 	fmt.Fprintf(&b, "   One product, and a page of one with its Link to the next:\n\n  curl -s -H \"Authorization: Bearer $TOKEN\" %s/products/1\n  curl -si -H \"Authorization: Bearer $TOKEN\" '%s/products?limit=1'\n\n", a, a)

@@ -3,7 +3,9 @@ package demo_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -120,4 +122,119 @@ func get(t testing.TB, url, token string) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
+}
+
+// TestDemoRestartKeepsState: with --state-dir, a second run has the first
+// one's issuer URL, passwords and client secret, so the printed commands
+// still work, and a token from the first run still verifies at A.
+func TestDemoRestartKeepsState(t *testing.T) {
+	dir := t.TempDir() + "/state"
+	withState := func(dc *demo.Config) { dc.StateDir = dir }
+	d1, out1, stop1 := runDemo(t, withState)
+	token := demoToken(t, d1)
+	issuer1, secret1, users1 := d1.IssuerURL(), d1.ClientSecret(), d1.Users()
+	stop1()
+
+	d2, out2 := startDemo(t, withState)
+	if d2.IssuerURL() != issuer1 || d2.ClientSecret() != secret1 {
+		t.Fatalf("issuer %s then %s, same secret %v", issuer1, d2.IssuerURL(), d2.ClientSecret() == secret1)
+	}
+	for i, u := range d2.Users() {
+		if u.Password != users1[i].Password {
+			t.Errorf("%s's password changed across the restart", u.Name)
+		}
+	}
+	loginLine := regexp.MustCompile(`(?m)^  eval .* login .*$`)
+	if l1, l2 := loginLine.FindString(out1.String()), loginLine.FindString(out2.String()); l1 == "" || l1 != l2 {
+		t.Errorf("the printed login line changed:\n%s\n%s", l1, l2)
+	} else if !strings.Contains(l1, `"$(go run . login `) {
+		t.Errorf("a test binary lives in the build cache, as `go run`'s does, yet the login line is:\n%s", l1)
+	}
+	if status, body := get(t, "http://"+d2.APIAddr(roleA)+"/products", token); status != 200 || !seedPrefix.MatchString(body) {
+		t.Fatalf("A after the restart answered the old token with %d: %s", status, body)
+	}
+}
+
+// TestDemoMovesATakenDefault: `trustchain demo` with no flag on a machine
+// where 8080 (and perhaps 8090) is taken comes up on the next free ports
+// and says so; a port chosen with a flag is never moved.
+func TestDemoMovesATakenDefault(t *testing.T) {
+	def := demo.Defaults()
+	if ln, err := net.Listen("tcp", def.Listen); err == nil { // else taken already
+		t.Cleanup(func() { ln.Close() })
+	}
+	dc := def
+	dc.LogLevel = "error"
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := demo.New(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		cancel()
+		t.Fatalf("demo with A's default port taken: %v", err)
+	}
+	out := &logbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, out) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "Press Ctrl-C"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not come up:\n%s", out.String())
+		}
+	}
+	if d.APIAddr(roleA) == def.Listen {
+		t.Fatalf("A listens on the taken %s", def.Listen)
+	}
+	if want := "note: " + def.Listen + " is in use, so --listen took " + d.APIAddr(roleA); !strings.Contains(out.String(), want) {
+		t.Errorf("instructions do not say %q:\n%s", want, out.String())
+	}
+	if status, _ := get(t, "http://"+d.APIAddr(roleA)+"/products", demoToken(t, d)); status != 200 {
+		t.Errorf("A on its moved port answered %d", status)
+	}
+
+	dc.From = map[string]string{"listen": "--listen"}
+	_, err = demo.New(context.Background(), dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	var cfgErr *app.ConfigError
+	if !errors.As(err, &cfgErr) || cfgErr.Problems[0].Flag != "listen" || !strings.Contains(err.Error(), "is in use: choose another address") {
+		t.Fatalf("a taken --listen gave %v, want a problem naming --listen", err)
+	}
+}
+
+// TestDemoLogsEveryRequest: at the demo's default level, each hop logs the
+// request with its id, so an id the page shows can be found.
+func TestDemoLogsEveryRequest(t *testing.T) {
+	logs := &logbuf.Buffer{}
+	dc := demo.Defaults()
+	dc.Listen, dc.UIListen = "127.0.0.1:0", "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := demo.New(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: logs})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	out := &logbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, out) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "Press Ctrl-C"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not come up:\n%s", out.String())
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+d.APIAddr(roleA)+"/products", nil)
+	req.Header.Set("Authorization", "Bearer "+demoToken(t, d))
+	req.Header.Set("X-Request-Id", "find-me-0123456789")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, role := range []string{"a", "c", "b"} {
+		line := regexp.MustCompile(`(?m)^.*msg=request .*role=` + role + `\b.*$|^.*role=` + role + ` .*msg=request .*$`)
+		found := false
+		for _, l := range line.FindAllString(logs.String(), -1) {
+			found = found || strings.Contains(l, "find-me-0123456789")
+		}
+		if !found {
+			t.Errorf("no info line from %s with the request id in:\n%s", role, logs.String())
+		}
+	}
 }

@@ -133,6 +133,10 @@ mutations=(
   $'[5m]))\n          > 0.05\n      for: 10m' $'[5m]))\n          > 0.07\n      for: 10m'
   "TrustchainShedding: for 10m -> 3m (c's burst fires)"
   $'> 0.05\n      for: 10m\n      labels:\n        severity: warning\n      annotations:\n        summary: \'Role {{ $labels.role }} sheds' $'> 0.05\n      for: 3m\n      labels:\n        severity: warning\n      annotations:\n        summary: \'Role {{ $labels.role }} sheds'
+  "TrustchainSVIDExpiringSoon: a third -> 1/2.9 of the lifetime (c fires at 80m)"
+  'trustchain_svid_not_before_timestamp_seconds) / 3' 'trustchain_svid_not_before_timestamp_seconds) / 2.9'
+  "TrustchainSVIDExpiringSoon: a third -> 1/3.1 of the lifetime (c quiet at 81m)"
+  'trustchain_svid_not_before_timestamp_seconds) / 3' 'trustchain_svid_not_before_timestamp_seconds) / 3.1'
 )
 
 # mutate TREE FROM TO: replace the one occurrence of FROM in TREE's rule

@@ -218,6 +218,6 @@ func (iss *Issuer) exchangeCode(w http.ResponseWriter, req tokenRequest) {
 	case !pkceMatches(req.CodeVerifier, code.challenge):
 		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", "Failed to verify code_verifier.")
 	default:
-		iss.writeUserTokens(w, code.login)
+		iss.writeUserTokens(w, code.login, req.jkt)
 	}
 }

@@ -69,7 +69,7 @@ func (iss *Issuer) exchangeDeviceCode(w http.ResponseWriter, req tokenRequest) {
 		writeOAuthError(w, http.StatusBadRequest, code, deviceErrorDescriptions[code])
 		return
 	}
-	iss.writeUserTokens(w, l)
+	iss.writeUserTokens(w, l, req.jkt)
 }
 
 var deviceErrorDescriptions = map[string]string{

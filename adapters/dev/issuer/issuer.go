@@ -2,11 +2,14 @@
 // serves discovery and a JWKS, issues RS256 access tokens with Auth0's
 // claims to a machine client (client credentials), and logs configured users
 // in through the authorization-code flow with PKCE and the device
-// authorization grant. The demo command and the tests use it so that tokens
-// are real and verified end to end.
+// authorization grant. A token request with a DPoP proof gets a token bound
+// to the proof's key (RFC 9449 §5). The demo command and the tests use it so
+// that tokens are real and verified end to end; State lets the demo keep its
+// key and secrets across restarts.
 package issuer
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
@@ -64,6 +67,14 @@ type Config struct {
 	// Now is the clock for token times and for the expiry of codes.
 	// Default time.Now.
 	Now func() time.Time
+	// Key is the signing key, kept by the caller across restarts (see
+	// State); nil makes a fresh one.
+	Key *rsa.PrivateKey
+	// DPoP, when its Check is set, binds the tokens of every grant to the
+	// key of a DPoP proof sent with the token request (RFC 9449 §5).
+	// Without it a DPoP header is ignored, as by a server that does not
+	// know DPoP.
+	DPoP DPoP
 }
 
 func (c Config) validate() error {
@@ -84,6 +95,9 @@ func (c Config) validate() error {
 	}
 	if c.DeviceInterval < 0 || c.DeviceInterval%time.Second != 0 {
 		errs = append(errs, fmt.Errorf("device interval %v must be a non-negative whole number of seconds", c.DeviceInterval))
+	}
+	if (c.DPoP.Check == nil) != (len(c.DPoP.Algorithms) == 0) {
+		errs = append(errs, errors.New("DPoP needs both a proof checker and its algorithms"))
 	}
 	errs = append(errs, validateUsers(c.Users)...)
 	errs = append(errs, validatePublicClients(c.PublicClients, c.ClientID)...)
@@ -123,7 +137,14 @@ func New(cfg Config) (*Issuer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	key, err := newSigningKey()
+	priv := cfg.Key
+	if priv == nil {
+		var err error
+		if priv, err = NewKey(); err != nil {
+			return nil, err
+		}
+	}
+	key, err := newSigningKey(priv)
 	if err != nil {
 		return nil, err
 	}
@@ -155,16 +176,23 @@ func New(cfg Config) (*Issuer, error) {
 	return iss, nil
 }
 
-func newSigningKey() (signingKey, error) {
+// NewKey generates an RSA signing key of the issuer's size.
+func NewKey() (*rsa.PrivateKey, error) {
 	priv, err := rsa.GenerateKey(rand.Reader, rsaKeyBits)
 	if err != nil {
-		return signingKey{}, fmt.Errorf("generate signing key: %w", err)
+		return nil, fmt.Errorf("generate signing key: %w", err)
 	}
-	kidBytes := make([]byte, 16)
-	if _, err := rand.Read(kidBytes); err != nil {
-		return signingKey{}, fmt.Errorf("generate key id: %w", err)
+	return priv, nil
+}
+
+// newSigningKey signs with priv under a kid derived from the public key
+// (its RFC 7638 thumbprint), so a kept key keeps its kid.
+func newSigningKey(priv *rsa.PrivateKey) (signingKey, error) {
+	thumb, err := (&jose.JSONWebKey{Key: &priv.PublicKey}).Thumbprint(crypto.SHA256)
+	if err != nil {
+		return signingKey{}, fmt.Errorf("key id: %w", err)
 	}
-	kid := base64.RawURLEncoding.EncodeToString(kidBytes)
+	kid := base64.RawURLEncoding.EncodeToString(thumb)
 	// Passing a JSONWebKey (not the bare key) makes go-jose put kid in the
 	// protected header, which is how verifiers pick the key.
 	signer, err := jose.NewSigner(
@@ -189,7 +217,11 @@ func (iss *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { iss.mux.S
 // key, so tokens signed by the old one stop verifying once a verifier
 // refreshes.
 func (iss *Issuer) RotateKey() error {
-	key, err := newSigningKey()
+	priv, err := NewKey()
+	if err != nil {
+		return err
+	}
+	key, err := newSigningKey(priv)
 	if err != nil {
 		return err
 	}
@@ -235,7 +267,7 @@ func (iss *Issuer) Mint(claims map[string]any) (string, error) {
 
 func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 	base := iss.cfg.URL
-	writeJSON(w, http.StatusOK, map[string]any{
+	doc := map[string]any{
 		"issuer":                                iss.Issuer(),
 		"authorization_endpoint":                base + "/authorize",
 		"token_endpoint":                        base + "/oauth/token",
@@ -251,7 +283,11 @@ func (iss *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post", "none"},
 		"scopes_supported":                      iss.scopesSupported(),
 		"claims_supported":                      []string{"aud", "exp", "iat", "iss", "sub", "name", "nickname", "nonce", "azp"},
-	})
+	}
+	if iss.cfg.DPoP.Check != nil {
+		doc["dpop_signing_alg_values_supported"] = iss.cfg.DPoP.Algorithms
+	}
+	writeJSON(w, http.StatusOK, doc)
 }
 
 func (iss *Issuer) serveJWKS(w http.ResponseWriter, _ *http.Request) {
@@ -281,6 +317,8 @@ type tokenRequest struct {
 	// basicAuth records that the client authenticated with HTTP Basic, so
 	// a refusal names that scheme in its challenge (RFC 6749 §5.2).
 	basicAuth bool
+
+	jkt string // the thumbprint of the DPoP key to bind the token to, or ""
 }
 
 type tokenResponse struct {
@@ -301,6 +339,10 @@ func (iss *Issuer) serveToken(w http.ResponseWriter, r *http.Request) {
 	req, err := readTokenRequest(r)
 	if err != nil {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		return
+	}
+	var ok bool
+	if req.jkt, ok = iss.proofKey(w, r); !ok {
 		return
 	}
 	switch req.GrantType {
@@ -329,6 +371,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 		return
 	}
 	claims := iss.DefaultClaims(req.ClientID + "@clients")
+	tokenType := bind(claims, req.jkt)
 	token, err := iss.Mint(claims)
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
@@ -336,7 +379,7 @@ func (iss *Issuer) clientCredentials(w http.ResponseWriter, req tokenRequest) {
 	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		AccessToken: token,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
 		Scope:       claims["scope"].(string),
 	})

@@ -231,10 +231,10 @@ func (iss *Issuer) idClaims(l login) map[string]any {
 }
 
 // writeUserTokens answers a successful code or device exchange: an access
-// token for the API and, when openid was granted, an ID token for the
-// client.
-func (iss *Issuer) writeUserTokens(w http.ResponseWriter, l login) {
-	resp, err := iss.userTokens(l)
+// token for the API, bound to the DPoP key jkt when it is not "", and,
+// when openid was granted, an ID token for the client.
+func (iss *Issuer) writeUserTokens(w http.ResponseWriter, l login, jkt string) {
+	resp, err := iss.userTokens(l, jkt)
 	if err != nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "could not sign the token")
 		return
@@ -242,14 +242,16 @@ func (iss *Issuer) writeUserTokens(w http.ResponseWriter, l login) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (iss *Issuer) userTokens(l login) (tokenResponse, error) {
-	access, err := iss.Mint(iss.accessClaims(l))
+func (iss *Issuer) userTokens(l login, jkt string) (tokenResponse, error) {
+	claims := iss.accessClaims(l)
+	tokenType := bind(claims, jkt)
+	access, err := iss.Mint(claims)
 	if err != nil {
 		return tokenResponse{}, err
 	}
 	resp := tokenResponse{
 		AccessToken: access,
-		TokenType:   "Bearer",
+		TokenType:   tokenType,
 		ExpiresIn:   int64(iss.cfg.TokenTTL / time.Second),
 		Scope:       strings.Join(l.scope, " "),
 	}

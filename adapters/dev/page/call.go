@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -29,6 +30,7 @@ const (
 	callNoToken   = "none"
 	callExpired   = "expired"
 	callDirectB   = "direct-b"
+	callReplay    = "replay"
 )
 
 // callResult is what one button press did, as the page shows it.
@@ -43,6 +45,8 @@ type callResult struct {
 	Products  []product
 	Metadata  string // A's serviceA_metadata
 	Body      string // the answer as it came, when it was not a product list
+	Challenge string // the answer's WWW-Authenticate, when it refused the token
+	DPoP      bool   // the token went as DPoP, with a proof
 }
 
 type product struct {
@@ -58,10 +62,12 @@ type envelope struct {
 }
 
 // call sends GET target with token (if any) and a fresh request id, and
-// records what came back. A refused connection is a result, not an error:
-// showing it is the point of the direct-to-B button.
-func call(ctx context.Context, client *http.Client, label, target, token string) *callResult {
-	res := &callResult{Label: label, Target: target}
+// records what came back. With a prover the token goes as DPoP with a
+// fresh proof, sent again once if the server asks for its nonce. A refused
+// connection is a result, not an error: showing it is the point of the
+// direct-to-B button.
+func call(ctx context.Context, client *http.Client, label, target, token string, prover Prover) *callResult {
+	res := &callResult{Label: label, Target: target, DPoP: token != "" && prover != nil}
 	id, err := requestID()
 	if err != nil {
 		res.Notice = err.Error()
@@ -70,22 +76,21 @@ func call(ctx context.Context, client *http.Client, label, target, token string)
 	res.RequestID = id
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		res.Notice = fmt.Sprintf("cannot call %s: %v", target, err)
-		return res
+	resp, err := send(ctx, client, target, id, token, prover, "")
+	if err == nil && prover != nil && resp.StatusCode == http.StatusUnauthorized &&
+		strings.Contains(resp.Header.Get("WWW-Authenticate"), "use_dpop_nonce") && resp.Header.Get("DPoP-Nonce") != "" {
+		resp.Body.Close()
+		resp, err = send(ctx, client, target, id, token, prover, resp.Header.Get("DPoP-Nonce"))
 	}
-	req.Header.Set("X-Request-Id", id)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := client.Do(req)
 	if err != nil {
 		res.Refused = transportReason(err)
 		return res
 	}
 	defer resp.Body.Close()
 	res.Status = resp.StatusCode
+	if resp.StatusCode == http.StatusUnauthorized {
+		res.Challenge = strings.Join(resp.Header.Values("WWW-Authenticate"), ", ")
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	if err != nil {
 		res.Refused = "the answer broke off: " + transportReason(err)
@@ -101,6 +106,40 @@ func call(ctx context.Context, client *http.Client, label, target, token string)
 	}
 	res.Body = string(body)
 	return res
+}
+
+// send sends one GET with the token as Bearer, or as DPoP with a fresh
+// proof when there is a prover.
+func send(ctx context.Context, client *http.Client, target, requestID, token string, prover Prover, nonce string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-Request-Id", requestID)
+	switch {
+	case token != "" && prover != nil:
+		proof, err := prover.Proof(http.MethodGet, target, token, nonce)
+		if err != nil {
+			return nil, fmt.Errorf("make a DPoP proof: %w", err)
+		}
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+	case token != "":
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return client.Do(req)
+}
+
+// withTransport returns a copy of client whose transport wrap makes from
+// client's own.
+func withTransport(client *http.Client, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	base := client.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c := *client
+	c.Transport = wrap(base)
+	return &c
 }
 
 // transportReason is the error without Go's "Get <url>:" prefix, which the

@@ -30,12 +30,22 @@ type HopDecision struct {
 	Token  string // its token check: "ok" or the refusal reason, e.g. "expired"
 	Peer   string // the caller's SPIFFE ID it checked, if it checks one
 	Reason string // why it refused, if it did
+	Proof  string // its DPoP proof check: "ok", the refusal reason, or "" for none
 }
 
 // Decisions looks up what each hop decided for the request sent with this
 // X-Request-Id, in chain order. The demo reads them from the roles' logs.
 type Decisions interface {
 	Decisions(ctx context.Context, requestID string) []HopDecision
+}
+
+// Prover is one login's DPoP key (RFC 9449), held by the page.
+type Prover interface {
+	// TokenTransport sends a fresh proof with every POST to tokenURL.
+	TokenTransport(base http.RoundTripper, tokenURL string) http.RoundTripper
+	// Proof returns a fresh proof for a request with method to target,
+	// bound to accessToken, carrying the server's nonce when not "".
+	Proof(method, target, accessToken, nonce string) (string, error)
 }
 
 // ExpiredTokens mints an access token for the user with this sub that has
@@ -103,6 +113,10 @@ type Config struct {
 
 	Decisions Decisions     // optional: without it the page shows no hops
 	Expired   ExpiredTokens // optional: without it there is no expired-token button
+	// DPoP, when set, makes each login a key of its own, held here: the
+	// token is bound to it and every call to A carries a fresh proof by
+	// it. Without it tokens are Bearer tokens.
+	DPoP func() (Prover, error)
 
 	SessionTTL time.Duration    // default 15m
 	Now        func() time.Time // default time.Now
@@ -282,6 +296,9 @@ func (p *Page) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if pl.state, err = randomString(32); err == nil {
 		pl.nonce, err = randomString(32)
 	}
+	if p.cfg.DPoP != nil && err == nil {
+		pl.prover, err = p.cfg.DPoP() // a key for this login alone
+	}
 	if err != nil {
 		p.render(w, r, http.StatusInternalServerError, session{}, err.Error())
 		return
@@ -354,9 +371,20 @@ func (p *Page) finishLogin(ctx context.Context, code string, pl *pendingLogin) (
 		return nil, err
 	}
 	ctx = oidc.ClientContext(ctx, p.cfg.IssuerClient)
-	tok, err := p.oauth2Config(prov).Exchange(ctx, code, oauth2.VerifierOption(pl.verifier))
+	exchangeCtx := ctx
+	if pl.prover != nil {
+		// The code is exchanged with a proof, so the token is bound to
+		// this login's key (RFC 9449 §5).
+		exchangeCtx = oidc.ClientContext(ctx, withTransport(p.cfg.IssuerClient, func(base http.RoundTripper) http.RoundTripper {
+			return pl.prover.TokenTransport(base, prov.Endpoint().TokenURL)
+		}))
+	}
+	tok, err := p.oauth2Config(prov).Exchange(exchangeCtx, code, oauth2.VerifierOption(pl.verifier))
 	if err != nil {
 		return nil, fmt.Errorf("exchange the code: %w", err)
+	}
+	if pl.prover != nil && !strings.EqualFold(tok.TokenType, "DPoP") {
+		return nil, fmt.Errorf("the issuer did not bind the token to this session's key (token_type %q)", tok.TokenType)
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
@@ -380,7 +408,7 @@ func (p *Page) finishLogin(ctx context.Context, code string, pl *pendingLogin) (
 	if err := access.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("read the access token's claims: %w", err)
 	}
-	return &loggedIn{accessToken: tok.AccessToken, sub: access.Subject, claims: claims}, nil
+	return &loggedIn{accessToken: tok.AccessToken, sub: access.Subject, claims: claims, prover: pl.prover}, nil
 }
 
 // serveCall presses one of the page's buttons: it calls A (or B) server
@@ -413,9 +441,20 @@ func (p *Page) callOnce(ctx context.Context, kind string, user *loggedIn) *callR
 		if user == nil {
 			return &callResult{Label: "Call A with your token", Notice: "Log in first."}
 		}
-		return call(ctx, p.cfg.AClient, "Call A with your token", aURL, user.accessToken)
+		if user.prover != nil {
+			return call(ctx, p.cfg.AClient, "Call A with your token and a DPoP proof", aURL, user.accessToken, user.prover)
+		}
+		return call(ctx, p.cfg.AClient, "Call A with your token", aURL, user.accessToken, nil)
+	case callReplay:
+		// What a thief who copied the token can do: send it as Bearer,
+		// with no key to prove.
+		const label = "Replay your token without the key"
+		if user == nil || user.prover == nil {
+			return &callResult{Label: label, Notice: "Log in first; your token must be bound to a key."}
+		}
+		return call(ctx, p.cfg.AClient, label, aURL, user.accessToken, nil)
 	case callNoToken:
-		return call(ctx, p.cfg.AClient, "Call A without a token", aURL, "")
+		return call(ctx, p.cfg.AClient, "Call A without a token", aURL, "", nil)
 	case callExpired:
 		const label = "Call A with an expired token"
 		if user == nil || p.cfg.Expired == nil {
@@ -425,7 +464,7 @@ func (p *Page) callOnce(ctx context.Context, kind string, user *loggedIn) *callR
 		if err != nil {
 			return &callResult{Label: label, Notice: "No expired token could be made: " + err.Error()}
 		}
-		return call(ctx, p.cfg.AClient, label, aURL, token)
+		return call(ctx, p.cfg.AClient, label, aURL, token, nil)
 	case callDirectB:
 		// With the user's own valid token: the token is not what B lacks.
 		token := ""
@@ -433,7 +472,7 @@ func (p *Page) callOnce(ctx context.Context, kind string, user *loggedIn) *callR
 			token = user.accessToken
 		}
 		return call(ctx, p.cfg.BClient, "Call B directly, without a workload identity",
-			strings.TrimSuffix(p.cfg.BURL, "/")+productsPath, token)
+			strings.TrimSuffix(p.cfg.BURL, "/")+productsPath, token, nil)
 	}
 	return &callResult{Label: "Unknown call", Notice: fmt.Sprintf("There is no call %q.", kind)}
 }

@@ -96,7 +96,11 @@ func userBox(res *callResult) box {
 		b.Lines = []line{{Label: "sent", Value: "nothing yet", Verdict: idle}}
 		return b
 	}
-	sent := map[string]string{callWithToken: "your token", callNoToken: "no token", callExpired: "an expired token", callDirectB: "your token, to B"}[res.Kind]
+	sent := map[string]string{callWithToken: "your token", callNoToken: "no token", callExpired: "an expired token", callDirectB: "your token, to B",
+		callReplay: "your token as Bearer, without the key"}[res.Kind]
+	if res.DPoP {
+		sent = "your token + a DPoP proof by this session's key"
+	}
 	got := line{Label: "got", Value: "no answer", Verdict: refuse}
 	if res.Status != 0 {
 		got.Value, got.Verdict = strconv.Itoa(res.Status)+" "+http.StatusText(res.Status), refuse
@@ -141,12 +145,16 @@ func (p *Page) hopBox(h domain.Hop, d HopDecision, reached, origin, called bool)
 	case d.Peer != "" && !p.cfg.PeerAuthOff:
 		callerLine.Value, callerLine.Verdict = "✓ "+workloadName(d.Peer), pass
 	}
+	checks := []line{tokenLine, callerLine}
+	if d.Proof != "" {
+		checks = append([]line{proofLine(d.Proof)}, checks...)
+	}
 	statusLine := line{Label: "answered", Value: strconv.Itoa(d.Status), Verdict: pass}
 	b.Verdict = pass
 	switch {
 	case origin:
 		statusLine.Verdict, b.Verdict = refuse, refuse
-		if tokenLine.Verdict != refuse && callerLine.Verdict != refuse {
+		if !refusedBy(checks) {
 			b.Reason = reasonText(d.Reason)
 		}
 	case d.Status >= http.StatusBadRequest:
@@ -155,8 +163,27 @@ func (p *Page) hopBox(h domain.Hop, d HopDecision, reached, origin, called bool)
 	case callerLine.Verdict == caution:
 		b.Verdict = caution
 	}
-	b.Lines = []line{tokenLine, callerLine, statusLine}
+	b.Lines = append(checks, statusLine)
 	return b
+}
+
+// refusedBy reports whether one of the checks already says why the hop
+// refused.
+func refusedBy(checks []line) bool {
+	for _, l := range checks {
+		if l.Verdict == refuse {
+			return true
+		}
+	}
+	return false
+}
+
+// proofLine is the hop's DPoP proof check: "ok" or the refusal reason.
+func proofLine(verdict string) line {
+	if verdict == "ok" {
+		return line{Label: "DPoP proof", Value: "✓ valid, by the token's key", Verdict: pass}
+	}
+	return line{Label: "DPoP proof", Value: "✗ " + reasonText(verdict), Verdict: refuse}
 }
 
 // callerCheck is what the hop checks of its caller, before any call.
@@ -231,6 +258,7 @@ var reasonTexts = map[string]string{
 	"unavailable":        "unavailable",
 	"timeout":            "timed out",
 	"upstream_timeout":   "the next hop timed out",
+	"bound_as_bearer":    "bound to a key, sent without a proof",
 	"bad_gateway":        "the next hop failed",
 }
 

@@ -43,6 +43,12 @@ func TestPicture(t *testing.T) {
 		}, []verdict{refuse, idle, caution, refuse, idle, idle}, "the next hop failed"},
 		{"workload identity off", true, &callResult{Kind: callWithToken, Status: 200}, ok,
 			[]verdict{pass, idle, pass, caution, caution, pass}, ""},
+		{"A refuses a replayed DPoP proof", false, &callResult{Kind: callWithToken, Status: 401, DPoP: true},
+			[]HopDecision{{Role: "a", Status: 401, Proof: "dpop_replay", Reason: "dpop_replay"}},
+			[]verdict{refuse, idle, refuse, idle, idle, idle}, "✗ dpop replay"},
+		{"A refuses a bound token without its proof", false, &callResult{Kind: callReplay, Status: 401},
+			[]HopDecision{{Role: "a", Status: 401, Token: "bound_as_bearer", Reason: "bound_as_bearer"}},
+			[]verdict{refuse, idle, refuse, idle, idle, idle}, "✗ bound to a key, sent without a proof"},
 		{"B refuses the page in the handshake", false, &callResult{Kind: callDirectB, Refused: "remote error: tls: certificate required"}, nil,
 			[]verdict{refuse, idle, idle, idle, refuse, idle}, "B accepts only " + sc},
 	}
@@ -79,4 +85,17 @@ func lineValues(b box) []string {
 
 func boxText(b box) string {
 	return strings.Join(append(lineValues(b), b.Reason), " ")
+}
+
+// A's box names its proof check first, when the call had a proof.
+func TestPictureShowsTheProofCheck(t *testing.T) {
+	p := &Page{}
+	res := &callResult{Kind: callWithToken, Status: 200, DPoP: true}
+	boxes := p.picture(res, []HopDecision{{Role: "a", Status: 200, Token: "ok", Proof: "ok"}})
+	if got := boxText(boxes[2]); !strings.HasPrefix(got, "✓ valid, by the token's key") {
+		t.Errorf("A's box shows %q, want the proof check first", got)
+	}
+	if got := boxText(boxes[0]); !strings.Contains(got, "a DPoP proof") {
+		t.Errorf("the user's box shows %q, want what was sent: the token with a proof", got)
+	}
 }

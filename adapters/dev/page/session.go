@@ -34,6 +34,7 @@ type session struct {
 type pendingLogin struct {
 	state, nonce, verifier string
 	started                time.Time
+	prover                 Prover // this login's DPoP key, when DPoP is on
 }
 
 // loggedIn is a verified login. The access token stays here, on the
@@ -42,6 +43,7 @@ type loggedIn struct {
 	accessToken string
 	sub         string
 	claims      map[string]any // verified access-token claims
+	prover      Prover         // the key the token is bound to, or nil
 }
 
 type sessions struct {

@@ -33,6 +33,7 @@ type pageView struct {
 	Subject     string // empty when logged out
 	Claims      []claimRow
 	HasExpired  bool
+	HasDPoP     bool
 	PeerAuthOff bool
 	Result      *resultView
 	Chain       []box // the picture: the result's, or what each hop checks
@@ -49,7 +50,7 @@ type resultView struct {
 func (p *Page) render(w http.ResponseWriter, r *http.Request, status int, sess session, notice string) {
 	view := pageView{
 		Notice: notice, LoginHint: p.cfg.LoginHint, Shortcuts: p.cfg.Shortcuts,
-		HasExpired: p.cfg.Expired != nil, PeerAuthOff: p.cfg.PeerAuthOff,
+		HasExpired: p.cfg.Expired != nil, PeerAuthOff: p.cfg.PeerAuthOff, HasDPoP: p.cfg.DPoP != nil,
 	}
 	if sess.user != nil {
 		view.Subject = sess.user.sub

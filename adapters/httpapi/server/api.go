@@ -48,6 +48,8 @@ type APIConfig struct {
 	// Admission, when set, bounds the requests in flight; it is asked
 	// first, before any check spends work on a request it has no room for.
 	Admission *Admission
+	// DPoP is the edge's DPoP setting; the zero value at inner hops.
+	DPoP DPoP
 }
 
 // NewAPI returns the handler for the API port: GET (and HEAD) on every
@@ -56,7 +58,8 @@ type APIConfig struct {
 func NewAPI(cfg APIConfig) http.Handler {
 	h := handlers{source: cfg.Source, envelope: cfg.Envelope, paging: cfg.Paging, clock: cfg.Clock}
 	guard := func(rt route) http.Handler {
-		var g http.Handler = authenticate(cfg.Verifier, cfg.RequiredScope, cfg.OnTokenCheck,
+		tc := tokenCheck{verifier: cfg.Verifier, scope: cfg.RequiredScope, dpop: cfg.DPoP, peerProven: cfg.Peer != nil, clock: cfg.Clock}
+		var g http.Handler = authenticate(tc, cfg.OnTokenCheck,
 			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.serve(h, w, r) }))
 		if cfg.Peer != nil {
 			g = authorizePeer(cfg.OnPeerRefused, g)
@@ -116,6 +119,12 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header()["Retry-After"] = []string{wire.RetryAfterOf(err)}
+	}
+	if challenges := state.dpop.challenges(challenge, state.usedDPoP); len(challenges) > 1 {
+		// Both schemes' challenges, each in its own header line.
+		w.Header()["Www-Authenticate"], challenge = challenges, ""
+	} else if len(challenges) == 1 {
+		challenge = challenges[0]
 	}
 	writeProblem(w, r, p, challenge)
 }

@@ -104,7 +104,13 @@ func do(h http.Handler, method, path, auth string) *httptest.ResponseRecorder {
 // startServer serves h on loopback with the API's limits.
 func startServer(tb testing.TB, h http.Handler, limits server.Limits) *server.Server {
 	tb.Helper()
-	srv, err := server.NewServer("api", "127.0.0.1:0", h, limits, nil, slog.New(slog.DiscardHandler))
+	return startLoggedServer(tb, h, limits, io.Discard)
+}
+
+// startLoggedServer is startServer with the server's log lines going to logs.
+func startLoggedServer(tb testing.TB, h http.Handler, limits server.Limits, logs io.Writer) *server.Server {
+	tb.Helper()
+	srv, err := server.NewServer("api", "127.0.0.1:0", h, limits, nil, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/trustchain/trustchain/adapters/httpapi/wire"
 	"github.com/trustchain/trustchain/domain"
-	"github.com/trustchain/trustchain/ports"
 )
 
 // requestState is what one request's log line and metrics report, filled
@@ -27,7 +26,14 @@ type requestState struct {
 	// check peers.
 	peerErr       error
 	requiredScope string
-	err           error
+	// dpop is the edge's DPoP setting and usedDPoP whether the request
+	// came with DPoP credentials: together they pick the challenges.
+	dpop     *DPoP
+	usedDPoP bool
+	// proof is "ok" once the request's DPoP proof passed its checks, for
+	// the access log; a refused proof is the error's reason.
+	proof string
+	err   error
 }
 
 type stateKey struct{}
@@ -132,7 +138,7 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 			slog.String("path", wire.Truncate(r.URL.Path, maxLoggedPath)),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("duration", elapsed),
+			slog.Float64("duration_seconds", elapsed.Seconds()), // a number any log store can sum
 			slog.String("request_id", state.requestID),
 		)
 		if state.subject != "" {
@@ -140,6 +146,9 @@ func observe(log *slog.Logger, report func(context.Context, Outcome), next http.
 		}
 		if state.peer != "" {
 			attrs = append(attrs, slog.String("peer", state.peer))
+		}
+		if state.proof != "" {
+			attrs = append(attrs, slog.String("dpop", state.proof))
 		}
 		if state.err != nil {
 			attrs = append(attrs, errorAttr(state.err))
@@ -228,15 +237,17 @@ func authorizePeer(refused func(), next http.Handler) http.Handler {
 	})
 }
 
-// authenticate verifies the bearer token, enforces the required scope and
-// keeps the verified token, as domain.Credentials, in the request's state;
-// sourceContext hands them to the source. (Not a new request with a new
-// context: that copy would be made on every request, at every hop.)
-func authenticate(verifier ports.TokenVerifier, scope string, checked func(reason string), next http.Handler) http.Handler {
+// authenticate verifies the access token (and, at the edge, its DPoP
+// proof), enforces the required scope and keeps the verified token, as
+// domain.Credentials, in the request's state; sourceContext hands them to
+// the source. (Not a new request with a new context: that copy would be
+// made on every request, at every hop.)
+func authenticate(tc tokenCheck, checked func(reason string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		state := stateFrom(r.Context())
-		state.requiredScope = scope
-		principal, raw, err := verify(r, verifier, scope)
+		state.requiredScope = tc.scope
+		state.dpop = &tc.dpop
+		principal, raw, err := tc.verify(w, r, state)
 		if checked != nil {
 			checked(domain.TokenReason(err))
 		}
@@ -261,40 +272,27 @@ func sourceContext(r *http.Request) context.Context {
 	return domain.WithCredentials(r.Context(), creds)
 }
 
-// verify returns the principal and raw token of an acceptable request.
-func verify(r *http.Request, verifier ports.TokenVerifier, scope string) (domain.Principal, string, error) {
-	raw, err := bearerToken(r)
-	if err != nil {
-		return domain.Principal{}, "", err
-	}
-	principal, err := verifier.Verify(r.Context(), raw)
-	if err != nil {
-		return domain.Principal{}, "", err
-	}
-	if !principal.HasScope(scope) {
-		return principal, "", domain.ErrInsufficientScope
-	}
-	return principal, raw, nil
-}
-
-// bearerToken extracts the RFC 6750 bearer token from the Authorization
-// header. No Bearer credentials at all is "missing" (a bare challenge);
-// Bearer credentials that cannot be a token are "invalid".
-func bearerToken(r *http.Request) (string, error) {
+// accessToken extracts the access token from the Authorization header:
+// RFC 6750 Bearer credentials, or RFC 9449 DPoP ones when withDPoP (the
+// edge with DPoP on), which it reports. No credentials of an accepted
+// scheme is "missing" (a bare challenge); credentials that cannot be a
+// token are "invalid".
+func accessToken(r *http.Request, withDPoP bool) (token string, isDPoP bool, err error) {
 	values := r.Header["Authorization"]
 	if len(values) == 0 {
-		return "", domain.ErrTokenMissing
+		return "", false, domain.ErrTokenMissing
 	}
 	if len(values) > 1 {
-		return "", &domain.TokenError{Reason: domain.ReasonMalformed}
+		return "", false, &domain.TokenError{Reason: domain.ReasonMalformed}
 	}
 	scheme, token, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", domain.ErrTokenMissing
+	isDPoP = withDPoP && strings.EqualFold(scheme, "DPoP")
+	if !isDPoP && !strings.EqualFold(scheme, "Bearer") {
+		return "", false, domain.ErrTokenMissing
 	}
 	token = strings.TrimSpace(token)
 	if token == "" || strings.ContainsAny(token, " \t") {
-		return "", &domain.TokenError{Reason: domain.ReasonMalformed}
+		return "", isDPoP, &domain.TokenError{Reason: domain.ReasonMalformed}
 	}
-	return token, nil
+	return token, isDPoP, nil
 }

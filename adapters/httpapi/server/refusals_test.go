@@ -2,53 +2,17 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/httpapi/server"
+	"github.com/trustchain/trustchain/internal/testkit/logbuf"
 )
-
-// syncBuffer is a log sink the server's goroutines and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startLoggedServer serves the API on loopback with both the server's and
-// the API's log lines going to logs.
-func startLoggedServer(tb testing.TB, logs io.Writer) *server.Server {
-	tb.Helper()
-	srv, err := server.NewServer("api", "127.0.0.1:0", newAPI(tb, logs), server.DefaultLimits(time.Second), nil, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx, time.Second); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	return srv
-}
 
 // rawExchange writes raw on a new TCP connection and reads one answer.
 func rawExchange(tb testing.TB, addr, raw string) (*http.Response, string) {
@@ -87,8 +51,8 @@ func head(tb testing.TB, n int) string {
 // handler, and the asterisk form, get X-Request-Id, this API's JSON error
 // shape, and an access-log line with the same id, over a real connection.
 func TestServersOwnRefusalsAreAccounted(t *testing.T) {
-	logs := &syncBuffer{}
-	srv := startLoggedServer(t, logs)
+	logs := &logbuf.Buffer{}
+	srv := startLoggedServer(t, newAPI(t, logs), server.DefaultLimits(time.Second), logs)
 	tests := []struct {
 		name       string
 		raw        string
@@ -137,7 +101,7 @@ func TestServersOwnRefusalsAreAccounted(t *testing.T) {
 // TestHeadLimitIsExactly16KiB: a head of exactly 16 KiB is read and
 // answered by the API (401: no token); one byte more is 431.
 func TestHeadLimitIsExactly16KiB(t *testing.T) {
-	srv := startLoggedServer(t, io.Discard)
+	srv := startServer(t, newAPI(t, io.Discard), server.DefaultLimits(time.Second))
 	for n, want := range map[int]int{
 		server.MaxRequestHead - 1: http.StatusUnauthorized,
 		server.MaxRequestHead:     http.StatusUnauthorized,

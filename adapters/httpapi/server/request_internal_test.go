@@ -30,10 +30,12 @@ func FuzzBearerToken(f *testing.F) {
 	f.Add("bearer  x")
 	f.Add("Basic dXNlcjpwYXNz")
 	f.Add("Bearer a b")
+	f.Add("DPoP abc.def.ghi")
+	f.Add("dpop x")
 	f.Fuzz(func(t *testing.T, header string) {
 		r, _ := http.NewRequest(http.MethodGet, "/products", nil)
 		r.Header["Authorization"] = []string{header}
-		tok, err := bearerToken(r)
+		tok, _, err := accessToken(r, true)
 		switch {
 		case err == nil:
 			if tok == "" || strings.ContainsAny(tok, " \t") || !strings.Contains(header, tok) {

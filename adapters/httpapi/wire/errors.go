@@ -58,6 +58,10 @@ var problems = []Problem{
 		Challenge: `Bearer`, upstream: errRejected, kind: KindRejected},
 	{err: domain.ErrTokenInvalid, Status: http.StatusUnauthorized, Code: "invalid_token", Message: "the access token is invalid",
 		Challenge: `Bearer error="invalid_token"`, upstream: errRejected, kind: KindRejected},
+	{err: domain.ErrProofInvalid, Status: http.StatusUnauthorized, Code: "invalid_dpop_proof", Message: "the DPoP proof is invalid",
+		Challenge: `DPoP error="invalid_dpop_proof"`, upstream: errRejected, kind: KindRejected},
+	{err: domain.ErrUseDPoPNonce, Status: http.StatusUnauthorized, Code: "use_dpop_nonce", Message: "the DPoP proof must carry the nonce this answer gives",
+		Challenge: `DPoP error="use_dpop_nonce"`, upstream: errRejected, kind: KindRejected},
 	{err: domain.ErrInsufficientScope, Status: http.StatusForbidden, Code: "insufficient_scope", Message: "the access token lacks the required scope",
 		Challenge: `Bearer error="insufficient_scope"`, upstream: errRejected, kind: KindRejected},
 	{err: domain.ErrPeerForbidden, Status: http.StatusForbidden, Code: "forbidden", Message: "the calling workload is not allowed",
@@ -66,7 +70,11 @@ var problems = []Problem{
 		upstream: domain.ErrNotFound, kind: KindNone},
 	{err: domain.ErrVerifierNotReady, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the token verifier is not ready",
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
+	{err: domain.ErrReplayStoreFull, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "too many DPoP proofs to remember; retry",
+		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
 	{err: domain.ErrSourceUnavailable, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the product store is unavailable",
+		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
+	{err: domain.ErrSourceNotMigrated, Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the product store's schema is not migrated (run: trustchain migrate up)",
 		upstream: domain.ErrSourceUnavailable, kind: KindUnavailable},
 	// Listed after the other 503s: a 503 without this code is read back
 	// as the source being unavailable.

@@ -1,6 +1,7 @@
 // Package mysqltest gives tests a server that speaks the MySQL protocol and
-// a private schema on it: the embedded go-mysql-server engine always, and a
-// real MySQL or MariaDB when MYSQL_TEST_DSN is set. Only tests import it, so
+// a schema of their own on it: the embedded go-mysql-server engine always,
+// and, when MYSQL_TEST_DSN is set, the database it names on a real MySQL
+// or MariaDB, taken in turns. Only tests import it, so
 // the embedded engine never enters the production binary.
 package mysqltest
 
@@ -10,8 +11,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	sqle "github.com/dolthub/go-mysql-server"
 	gmsmemory "github.com/dolthub/go-mysql-server/memory"
@@ -69,17 +72,28 @@ func StartEmbedded(tb testing.TB) string {
 	return "root@tcp(" + listener.Addr().String() + ")/"
 }
 
-// FreshSchema creates a uniquely named schema on the server dsn names, drops
-// it when the test ends, and returns a DSN for it, so tests and runs never
-// see each other's rows.
+// FreshSchema returns a DSN for a schema that holds none of the
+// catalogue's tables, on the server dsn names, and puts it back as it was
+// when the test ends.
+//
+// When dsn names a database, as MYSQL_TEST_DSN does, that database is the
+// one used, and no other is touched: the test waits for a lock named after
+// it (GET_LOCK, so tests in every package and process take turns), and at
+// the end drops exactly the tables that appeared during the test. A table
+// it would create that is already there fails the test rather than be
+// taken over. Without a database name (the embedded engine, a private
+// server) it creates a uniquely named database and drops it.
 func FreshSchema(tb testing.TB, dsn string) string {
 	tb.Helper()
 	cfg, err := gomysql.ParseDSN(dsn)
 	if err != nil {
 		tb.Fatalf("parse test DSN: %v", err)
 	}
+	if cfg.DBName != "" {
+		borrowSchema(tb, cfg)
+		return cfg.FormatDSN()
+	}
 	admin := OpenRaw(tb, cfg)
-
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	cfg.DBName = "trustchain_test_" + hex.EncodeToString(suffix)
@@ -92,6 +106,83 @@ func FreshSchema(tb testing.TB, dsn string) string {
 		}
 	})
 	return cfg.FormatDSN()
+}
+
+// catalogueTables are the tables the migrations create (bun/migrate's two
+// bookkeeping tables included): a test would take over any of them.
+var catalogueTables = []string{"products", "bun_migrations", "bun_migration_locks"}
+
+// lockWait bounds the wait for the named database: longer than any one
+// test holds it, shorter than go test's default timeout.
+const lockWait = 8 * time.Minute
+
+// borrowSchema gives the test the database cfg names for its life, as
+// FreshSchema describes.
+func borrowSchema(tb testing.TB, cfg *gomysql.Config) {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := OpenRaw(tb, cfg).Conn(ctx)
+	if err != nil {
+		tb.Fatalf("connect to test database %s: %v", cfg.DBName, err)
+	}
+	var got sql.NullInt64
+	lock := "trustchain.test." + cfg.DBName
+	if len(lock) > 64 {
+		lock = lock[:64] // MySQL's limit; a shared prefix only means taking turns
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", lock, int(lockWait.Seconds())).Scan(&got); err != nil || got.Int64 != 1 {
+		_ = conn.Close()
+		tb.Fatalf("lock test database %s: %v (waited %s)", cfg.DBName, err, lockWait)
+	}
+	// Registered before anything can fail: cleanups run last first, so
+	// the tables go before the lock does.
+	tb.Cleanup(func() { _ = conn.Close() }) // closing the session frees the lock
+	before := tables(tb, conn)
+	for _, t := range catalogueTables {
+		if before[t] != "" {
+			tb.Fatalf("test database %s already holds table %s; the tests drop only tables they create: drop it, or point %s at another database", cfg.DBName, t, EnvDSN)
+		}
+	}
+	tb.Cleanup(func() {
+		// Views first: they may read the tables.
+		after := tables(tb, conn)
+		for _, kind := range []string{"VIEW", "TABLE"} {
+			for t, k := range after {
+				if before[t] != "" || k != kind {
+					continue
+				}
+				if _, err := conn.ExecContext(ctx, "DROP "+kind+" IF EXISTS `"+t+"`"); err != nil {
+					tb.Errorf("drop test %s %s.%s: %v", strings.ToLower(kind), cfg.DBName, t, err)
+				}
+			}
+		}
+	})
+}
+
+// tables lists the tables and views of conn's database: name -> TABLE
+// or VIEW.
+func tables(tb testing.TB, conn *sql.Conn) map[string]string {
+	tb.Helper()
+	rows, err := conn.QueryContext(context.Background(), "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE()")
+	if err != nil {
+		tb.Fatalf("list test tables: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, kind string
+		if err := rows.Scan(&name, &kind); err != nil {
+			tb.Fatalf("list test tables: %v", err)
+		}
+		out[name] = "TABLE"
+		if kind == "VIEW" {
+			out[name] = kind
+		}
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatalf("list test tables: %v", err)
+	}
+	return out
 }
 
 // OpenRaw opens a plain database/sql pool, for a test's own statements.
