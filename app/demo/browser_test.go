@@ -57,13 +57,14 @@ func TestBrowserLogsInAndSeesTheChain(t *testing.T) {
 	} {
 		seeBox(ctx, t, "after alice's login", id, want...)
 	}
+	browsertest.Screenshot(ctx, t, 390, "page-390")
+	browsertest.Screenshot(ctx, t, 1280, "page-1280")
 	// The page holds the key; the token is bound to it. Replayed without
 	// the key, A refuses it and the page shows A's challenge.
 	browsertest.SeeText(ctx, t, "alice's claims", "cnf", "jkt")
 	browsertest.Submit(ctx, t, "call-replay")
 	browsertest.SeeText(ctx, t, "call-replay", "401 Unauthorized", `WWW-Authenticate: Bearer error="invalid_token", DPoP algs="ES256 PS256 RS256 EdDSA"`)
-	browsertest.Screenshot(ctx, t, 390, "page-390")
-	browsertest.Screenshot(ctx, t, 1280, "page-1280")
+	browsertest.Screenshot(ctx, t, 1280, "page-1280-replay")
 
 	for _, s := range []struct {
 		button string
