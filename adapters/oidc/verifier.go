@@ -32,7 +32,7 @@ const (
 	defaultHTTPTimeout        = 5 * time.Second
 	defaultMaxResponseBytes   = 1 << 20
 	defaultRefreshInterval    = 10 * time.Minute
-	defaultMinRefreshInterval = 5 * time.Second
+	defaultMinRefreshInterval = 3 * time.Second
 
 	// maxTokenBytes refuses oversized tokens before any parsing. Auth0
 	// access tokens are around 1 KiB; 16 KiB leaves room for hundreds of
@@ -70,7 +70,8 @@ type Config struct {
 	// MinRefreshInterval is the least time between two fetches triggered by
 	// an unknown kid: a key the issuer just published is found on its first
 	// use this long after the last fetch, and a flood of unknown kids makes
-	// at most one fetch per interval. Default 5s: 12 a minute.
+	// at most one fetch per interval. Default 3s: 20 a minute, and a new
+	// key works within 5 s of its first use with room for the fetch.
 	MinRefreshInterval time.Duration
 	// SigningAlgs are the algorithms tokens may be signed with: RS256/384/512,
 	// PS256/384/512, ES256/384/512 or EdDSA. Default RS256.
