@@ -56,8 +56,15 @@ func runDemo(t *testing.T, edit func(*demo.Config)) (d *demo.Demo, out *logbuf.B
 	if edit != nil {
 		edit(&dc)
 	}
+	return runDemoWith(t, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+}
+
+// runDemoWith is runDemo with the whole config and the process's streams
+// given.
+func runDemoWith(t *testing.T, dc demo.Config, deps app.Deps) (d *demo.Demo, out *logbuf.Buffer, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := demo.New(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	d, err := demo.New(ctx, dc, deps)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -165,21 +172,8 @@ func TestDemoMovesATakenDefault(t *testing.T) {
 	}
 	dc := def
 	dc.LogLevel = "error"
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := demo.New(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
-	if err != nil {
-		cancel()
-		t.Fatalf("demo with A's default port taken: %v", err)
-	}
-	out := &logbuf.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, out) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "Press Ctrl-C"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not come up:\n%s", out.String())
-		}
-	}
+	d, out, stop := runDemoWith(t, dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	t.Cleanup(stop)
 	if d.APIAddr(roleA) == def.Listen {
 		t.Fatalf("A listens on the taken %s", def.Listen)
 	}
@@ -191,7 +185,7 @@ func TestDemoMovesATakenDefault(t *testing.T) {
 	}
 
 	dc.From = map[string]string{"listen": "--listen"}
-	_, err = demo.New(context.Background(), dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
+	_, err := demo.New(context.Background(), dc, app.Deps{Stdout: io.Discard, Stderr: io.Discard})
 	var cfgErr *app.ConfigError
 	if !errors.As(err, &cfgErr) || cfgErr.Problems[0].Flag != "listen" || !strings.Contains(err.Error(), "is in use: choose another address") {
 		t.Fatalf("a taken --listen gave %v, want a problem naming --listen", err)
@@ -204,21 +198,8 @@ func TestDemoLogsEveryRequest(t *testing.T) {
 	logs := &logbuf.Buffer{}
 	dc := demo.Defaults()
 	dc.Listen, dc.UIListen = "127.0.0.1:0", "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := demo.New(ctx, dc, app.Deps{Stdout: io.Discard, Stderr: logs})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	out := &logbuf.Buffer{}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, out) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(out.String(), "Press Ctrl-C"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not come up:\n%s", out.String())
-		}
-	}
+	d, _, stop := runDemoWith(t, dc, app.Deps{Stdout: io.Discard, Stderr: logs})
+	t.Cleanup(stop)
 	req, _ := http.NewRequest(http.MethodGet, "http://"+d.APIAddr(roleA)+"/products", nil)
 	req.Header.Set("Authorization", "Bearer "+demoToken(t, d))
 	req.Header.Set("X-Request-Id", "find-me-0123456789")
