@@ -187,6 +187,13 @@ func TestDPoPAtA(t *testing.T) {
 	if metricValue(t, after, `trustchain_dpop_replay_entries{role="a"}`) < 4 {
 		t.Error("the replay store's size is not in the metrics")
 	}
+	// Only the one good request since the scrape spent a proof: a refused
+	// request, even one whose proof is good (another key's, or with an
+	// unbound or forged token), takes no slot in the bounded store.
+	entries := `trustchain_dpop_replay_entries{role="a"}`
+	if b, a := metricValue(t, before, entries), metricValue(t, after, entries); a != b+1 {
+		t.Errorf("replay store went %v -> %v over one good request and %d refusals, want one more entry", b, a, len(cases))
+	}
 	for _, line := range strings.Split(c.logs[roleA].String(), "\n") {
 		if strings.Contains(line, tok) || strings.Contains(line, replayed) {
 			t.Fatalf("a token or proof reached the log: %s", line)

@@ -69,6 +69,8 @@ type Proof struct {
 	JKT string
 	// IssuedAt is the proof's iat.
 	IssuedAt time.Time
+
+	jti string // what Spend records
 }
 
 // Verifier checks proofs. It is safe for concurrent use.
@@ -108,13 +110,25 @@ type claims struct {
 
 // Verify checks proof for a request with method to htu (the request's
 // URL as this server is reached, without query) at now, following RFC 9449
-// §4.3: typ, an allowed asymmetric alg, a public jwk that signed it, htm,
-// htu, iat within the max age, the nonce when nonces are on, ath when
-// accessToken is not "" (at a token endpoint it is), and a jti not seen
-// before. The caller compares Proof.JKT with the token's cnf.jkt. Every
-// refusal is a *domain.ProofError naming the reason; none holds the proof
-// or the token.
+// §4.3, and spends its jti: Check, then Spend.
 func (v *Verifier) Verify(proof, method, htu, accessToken string, now time.Time) (Proof, error) {
+	p, err := v.Check(proof, method, htu, accessToken, now)
+	if err != nil {
+		return Proof{}, err
+	}
+	if err := v.Spend(p, now); err != nil {
+		return Proof{}, err
+	}
+	return p, nil
+}
+
+// Check checks everything of RFC 9449 §4.3 but replay: typ, an allowed
+// asymmetric alg, a public jwk that signed it, htm, htu, iat within the max
+// age, the nonce when nonces are on, and ath when accessToken is not "" (at
+// a token endpoint it is). The caller compares Proof.JKT with the token's
+// cnf.jkt, then spends the proof with Spend. Every refusal is a
+// *domain.ProofError naming the reason; none holds the proof or the token.
+func (v *Verifier) Check(proof, method, htu, accessToken string, now time.Time) (Proof, error) {
 	key, c, err := parse(proof)
 	if err != nil {
 		return Proof{}, err
@@ -127,11 +141,16 @@ func (v *Verifier) Verify(proof, method, htu, accessToken string, now time.Time)
 	if err != nil {
 		return Proof{}, refuse(domain.ReasonProofKey, err)
 	}
-	// Last: a proof refused for anything else never takes a slot.
-	if err := v.replay.add(jkt, c.JTI, iat.Add(v.maxAge), now); err != nil {
-		return Proof{}, err
-	}
-	return Proof{JKT: jkt, IssuedAt: iat}, nil
+	return Proof{JKT: jkt, IssuedAt: iat, jti: c.JTI}, nil
+}
+
+// Spend records p's jti until p could no longer be accepted anyway, or
+// refuses p as a replay. Called last, once the token and its binding to
+// p's key have passed: only a request that would otherwise be served takes
+// a slot in the bounded store, so proofs by throwaway keys, or with a
+// copied token, cannot fill it.
+func (v *Verifier) Spend(p Proof, now time.Time) error {
+	return v.replay.add(p.JKT, p.jti, p.IssuedAt.Add(v.maxAge), now)
 }
 
 // Nonce is the nonce to give clients at now, or "" without nonces.
@@ -302,9 +321,13 @@ func truncate(s string) string {
 	return s
 }
 
-// VerifyProof is Verify for the HTTP server, which needs only the key's
-// thumbprint.
-func (v *Verifier) VerifyProof(proof, method, htu, accessToken string, now time.Time) (string, error) {
-	p, err := v.Verify(proof, method, htu, accessToken, now)
-	return p.JKT, err
+// CheckProof is Check for the HTTP server, which needs the key's
+// thumbprint now and spends the proof once the token and its binding have
+// passed.
+func (v *Verifier) CheckProof(proof, method, htu, accessToken string, now time.Time) (string, func() error, error) {
+	p, err := v.Check(proof, method, htu, accessToken, now)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.JKT, func() error { return v.Spend(p, now) }, nil
 }

@@ -35,10 +35,12 @@ type DPoP struct {
 
 // ProofVerifier checks DPoP proofs; the dpop adapter implements it.
 type ProofVerifier interface {
-	// VerifyProof checks one request's proof against its method, URL and
+	// CheckProof checks one request's proof against its method, URL and
 	// access token at now, and returns the thumbprint of the key that made
-	// it; refusals are *domain.ProofError.
-	VerifyProof(proof, method, htu, accessToken string, now time.Time) (jkt string, err error)
+	// it, and spend, which records the proof as used (or refuses it as a
+	// replay) and is called only once the token and its binding to that
+	// key have passed; refusals are *domain.ProofError.
+	CheckProof(proof, method, htu, accessToken string, now time.Time) (jkt string, spend func() error, err error)
 	// Nonce is the nonce to hand DPoP clients at now, "" without nonces.
 	Nonce(now time.Time) string
 }
@@ -67,7 +69,8 @@ type tokenCheck struct {
 // verify returns the principal and raw token of an acceptable request. A
 // proof is checked before the token, so a forged proof costs no token
 // check, let alone a key fetch; then the token, then the binding between
-// the two.
+// the two; only then is the proof spent, so the bounded replay store holds
+// only proofs of requests that are otherwise good.
 func (tc tokenCheck) verify(w http.ResponseWriter, r *http.Request, state *requestState) (domain.Principal, string, error) {
 	raw, isDPoP, err := accessToken(r, tc.dpop.on())
 	state.usedDPoP = isDPoP
@@ -82,15 +85,15 @@ func (tc tokenCheck) verify(w http.ResponseWriter, r *http.Request, state *reque
 		return domain.Principal{}, "", err
 	}
 	var jkt string
+	var spend func() error
 	if isDPoP {
 		proofs := r.Header[headerDPoP]
 		if len(proofs) != 1 {
 			return domain.Principal{}, "", &domain.ProofError{Reason: domain.ReasonProofMissing}
 		}
-		if jkt, err = tc.dpop.Proofs.VerifyProof(proofs[0], r.Method, tc.publicURL(r), raw, now); err != nil {
+		if jkt, spend, err = tc.dpop.Proofs.CheckProof(proofs[0], r.Method, tc.publicURL(r), raw, now); err != nil {
 			return domain.Principal{}, "", err
 		}
-		state.proof = "ok"
 	}
 	principal, err := tc.verifier.Verify(r.Context(), raw)
 	if err != nil {
@@ -98,6 +101,12 @@ func (tc tokenCheck) verify(w http.ResponseWriter, r *http.Request, state *reque
 	}
 	if err := tc.binding(principal.KeyThumbprint(), isDPoP, jkt); err != nil {
 		return principal, "", err
+	}
+	if spend != nil {
+		if err := spend(); err != nil {
+			return principal, "", err
+		}
+		state.proof = "ok"
 	}
 	if !principal.HasScope(tc.scope) {
 		return principal, "", domain.ErrInsufficientScope
