@@ -187,6 +187,14 @@ func (c *Client) call(ctx context.Context, path, query string, limit int64, deco
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
+	if status != http.StatusOK {
+		// An answer that comes as this hop's budget runs out is the
+		// budget's: the next hop may have seen the call cut off and said
+		// so (a 499), which must not reach the caller as a bad answer.
+		if ctxErr := c.contextError(ctx, callCtx); ctxErr != nil {
+			return ctxErr
+		}
+	}
 
 	switch {
 	case resp.StatusCode == http.StatusOK:

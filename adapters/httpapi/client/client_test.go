@@ -340,6 +340,29 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestAnswerAsTheBudgetRunsOutIsATimeout: the next hop saw this hop's call
+// cut off at its budget and said so (499, client closed request), and that
+// answer won the race with the transport's own timeout error. It is this
+// hop's timeout, not a bad answer from the next.
+func TestAnswerAsTheBudgetRunsOutIsATimeout(t *testing.T) {
+	s := serve(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	lateAnswer := func(next http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return &http.Response{StatusCode: 499, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})
+	}
+	c := newClient(t, s.URL, 50*time.Millisecond, func(cfg *client.Config) { cfg.WrapTransport = lateAnswer })
+	_, err := c.ListProducts(withCreds(), page(t, 0, 10))
+	if !errors.Is(err, domain.ErrUpstreamTimeout) {
+		t.Fatalf("error = %v, want ErrUpstreamTimeout", err)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestCallerDeadlineNestsInsideHopTimeout(t *testing.T) {
 	s := serve(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	ctx, cancel := context.WithTimeout(withCreds(), 50*time.Millisecond)
