@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/trustchain/trustchain/adapters/dpop"
+	"github.com/trustchain/trustchain/internal/testkit/dpoptest"
 )
 
 // decodeProof splits a compact proof and checks its ES256 signature with
@@ -81,17 +82,8 @@ func ecPublic(tb testing.TB, x, y []byte) *ecdsa.PublicKey {
 	return pub
 }
 
-func newKey(tb testing.TB) *ecdsa.PrivateKey {
-	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return key
-}
-
 func TestNewProofBindsTheRequest(t *testing.T) {
-	key := newKey(t)
+	key := dpoptest.NewKey(t)
 	now := time.Unix(1_800_000_000, 0)
 	proof, err := dpop.NewProof(key, "GET", "https://a.example/products?after=7&limit=2#x", "tok.en", "n0nce", now)
 	if err != nil {
@@ -142,7 +134,7 @@ func sha256B64(s string) string {
 // At a token endpoint there is no access token yet and often no nonce: the
 // proof then has no ath and no nonce claim at all (RFC 9449 §5).
 func TestNewProofWithoutTokenOrNonce(t *testing.T) {
-	proof, err := dpop.NewProof(newKey(t), "POST", "http://127.0.0.1:9000/oauth/token", "", "", time.Now())
+	proof, err := dpop.NewProof(dpoptest.NewKey(t), "POST", "http://127.0.0.1:9000/oauth/token", "", "", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +158,11 @@ func TestNewProofRefuses(t *testing.T) {
 	}{
 		"P-384 key":       {p384, "GET", "https://a.example/"},
 		"short RSA key":   {rsa1024, "GET", "https://a.example/"},
-		"no method":       {newKey(t), "", "https://a.example/"},
-		"method w/ space": {newKey(t), "GET X", "https://a.example/"},
-		"relative URL":    {newKey(t), "GET", "/products"},
-		"ftp URL":         {newKey(t), "GET", "ftp://a.example/"},
-		"userinfo":        {newKey(t), "GET", "https://u:p@a.example/"},
+		"no method":       {dpoptest.NewKey(t), "", "https://a.example/"},
+		"method w/ space": {dpoptest.NewKey(t), "GET X", "https://a.example/"},
+		"relative URL":    {dpoptest.NewKey(t), "GET", "/products"},
+		"ftp URL":         {dpoptest.NewKey(t), "GET", "ftp://a.example/"},
+		"userinfo":        {dpoptest.NewKey(t), "GET", "https://u:p@a.example/"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if proof, err := dpop.NewProof(c.key, c.method, c.target, "", "", time.Now()); err == nil {
@@ -186,7 +178,7 @@ func TestAlgorithm(t *testing.T) {
 	for _, c := range []struct {
 		key  crypto.Signer
 		want string
-	}{{newKey(t), "ES256"}, {ed, "EdDSA"}, {rsa2048, "PS256"}} {
+	}{{dpoptest.NewKey(t), "ES256"}, {ed, "EdDSA"}, {rsa2048, "PS256"}} {
 		alg, err := dpop.Algorithm(c.key.Public())
 		if err != nil || string(alg) != c.want {
 			t.Errorf("Algorithm(%T) = %q, %v; want %s", c.key, alg, err, c.want)
@@ -287,7 +279,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 
 func TestLoadKeyRefuses(t *testing.T) {
 	pemOf := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
-	p256 := newKey(t)
+	p256 := dpoptest.NewKey(t)
 	sec1, _ := x509.MarshalECPrivateKey(p256)
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	p384der, _ := x509.MarshalPKCS8PrivateKey(p384)
@@ -351,7 +343,7 @@ func TestNewProofPassesVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := newKey(t)
+	key := dpoptest.NewKey(t)
 	now := time.Now()
 	for _, token := range []string{"", "tok.en"} {
 		proof, err := dpop.NewProof(key, "POST", "https://a.example/oauth/token?x=1", token, "", now)
